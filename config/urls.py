@@ -1,0 +1,15 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from django.views.static import serve
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("leaderboard.urls")),
+]
+# Per-sample records and demo checkpoints are served by Django itself; behind a real proxy
+# set MEDIA_URL to a location the proxy serves instead.
+urlpatterns += [
+    path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", serve,
+         {"document_root": settings.MEDIA_ROOT}),
+]

@@ -1,0 +1,82 @@
+from django.contrib import admin
+
+from .models import (
+    DeviceProfile,
+    Entry,
+    EvaluationRun,
+    LatencyResult,
+    PaperRow,
+    Suite,
+    Task,
+    TaskScore,
+)
+
+
+class TaskInline(admin.TabularInline):
+    model = Task
+    extra = 0
+
+
+@admin.register(Suite)
+class SuiteAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "reported_only"]
+    inlines = [TaskInline]
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ["key", "suite", "label", "harness_name", "headline_metric", "position"]
+    list_filter = ["suite"]
+
+
+@admin.register(Entry)
+class EntryAdmin(admin.ModelAdmin):
+    list_display = ["name", "params_label", "params", "layers", "size_class_pin", "created"]
+    search_fields = ["name", "slug", "source_url"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+class TaskScoreInline(admin.TabularInline):
+    model = TaskScore
+    extra = 0
+    raw_id_fields = ["task"]
+
+
+class PaperRowInline(admin.TabularInline):
+    model = PaperRow
+    extra = 0
+
+
+@admin.register(EvaluationRun)
+class EvaluationRunAdmin(admin.ModelAdmin):
+    list_display = ["entry", "suite", "kind", "benchmark", "ranked", "status", "avg", "created"]
+    list_filter = ["suite", "kind", "benchmark", "ranked", "status"]
+    search_fields = ["entry__name", "citation"]
+    raw_id_fields = ["entry"]
+    inlines = [TaskScoreInline, PaperRowInline]
+
+
+@admin.register(TaskScore)
+class TaskScoreAdmin(admin.ModelAdmin):
+    list_display = ["run", "task", "metric", "value", "stderr", "n"]
+    list_filter = ["task__suite", "metric"]
+    raw_id_fields = ["run"]
+
+
+@admin.register(PaperRow)
+class PaperRowAdmin(admin.ModelAdmin):
+    list_display = ["table", "group", "position", "run"]
+    list_filter = ["table"]
+    raw_id_fields = ["run"]
+
+
+@admin.register(DeviceProfile)
+class DeviceProfileAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "device_class", "runtime", "dtype", "threads", "active"]
+
+
+@admin.register(LatencyResult)
+class LatencyResultAdmin(admin.ModelAdmin):
+    list_display = ["entry", "profile", "kind", "load_ms", "init_ms", "execute_ms", "created"]
+    list_filter = ["profile", "kind"]
+    raw_id_fields = ["entry"]

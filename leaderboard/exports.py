@@ -1,0 +1,104 @@
+"""CSV and JSON twins of the tables: streamed, fixed columns, documented keys (README)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+
+from django.http import JsonResponse, StreamingHttpResponse
+from django.utils import timezone
+
+from .tables import Cell, Row
+
+# A spreadsheet runs a cell starting with one of these as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def neutralise(value):
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def json_error(message: str, status: int = 400) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+def _number(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def row_csv_header(tasks: list) -> list[str]:
+    header = ["model", "slug", "size_class", "params", "params_label", "layers", "provenance",
+              "source", "benchmark", "avg"]
+    for task in tasks:
+        header += [task.key, f"{task.key}_stderr"]
+    return header
+
+
+def row_csv_values(row: Row, tasks: list) -> list:
+    values = [row.name, row.slug, row.size_class, row.params, row.params_display, row.layers,
+              row.kind, row.source, row.benchmark, _number(row.avg.value)]
+    for task in tasks:
+        cell = row.cells[task.key]
+        values += [_number(cell.value), _number(cell.stderr)]
+    return [neutralise(v) for v in values]
+
+
+def cell_json(cell: Cell) -> dict:
+    return {"value": _number(cell.value), "stderr": _number(cell.stderr), "n": cell.n,
+            "mark": cell.mark or None}
+
+
+def row_json(row: Row, tasks: list) -> dict:
+    data = {
+        "model": row.name,
+        "slug": row.slug,
+        "url": f"/models/{row.slug}/",
+        "size_class": row.size_class,
+        "params": row.params,
+        "params_label": row.params_display,
+        "layers": row.layers,
+        "provenance": row.kind,
+        "source": row.source,
+        "benchmark": row.benchmark,
+        "avg": cell_json(row.avg),
+        "scores": {task.key: cell_json(row.cells[task.key]) for task in tasks},
+    }
+    if row.group:
+        data["group"] = row.group
+    return data
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def stream_csv(name: str, header: list[str], rows: Iterable[list]) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(header)
+        for values in rows:
+            yield writer.writerow(values)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    filename = f"{name}-{timezone.now().date().isoformat()}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def stream_json(head: dict, items_key: str, items: Iterable[dict]) -> StreamingHttpResponse:
+    """A JSON object whose list of items is written one item at a time."""
+    head = {"generated": timezone.now().isoformat(timespec="seconds"), **head}
+
+    def chunks() -> Iterator[str]:
+        opening = json.dumps(head)[:-1]
+        yield f'{opening}, "{items_key}": ['
+        for i, item in enumerate(items):
+            yield ("," if i else "") + json.dumps(item)
+        yield "]}"
+
+    return StreamingHttpResponse(chunks(), content_type="application/json")

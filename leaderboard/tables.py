@@ -1,0 +1,202 @@
+"""Assemble the leaderboard's rows once; HTML, CSV and JSON all render from here.
+
+A page runs a constant number of queries: one for the tasks, one for the runs with their
+entries, one for the headline scores. Sorting, marks and filters happen in Python.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import F
+
+from .models import EvaluationRun, PaperRow, Suite, TaskScore
+from .suites import format_params
+
+KIND_LABELS = {"reported": "reported", "measured": "measured"}
+
+
+@dataclass
+class Cell:
+    value: float | None  # percent
+    stderr: float | None = None  # percent
+    n: int | None = None
+    mark: str = ""  # "best", "second" or ""
+
+
+@dataclass
+class Row:
+    run_id: int
+    name: str
+    slug: str
+    params: int | None
+    params_label: str
+    layers: int | None
+    size_class: str
+    kind: str
+    source: str
+    benchmark: str
+    avg: Cell
+    cells: dict[str, Cell] = field(default_factory=dict)
+    group: str = ""
+
+    @property
+    def params_display(self) -> str:
+        return self.params_label or format_params(self.params)
+
+
+@dataclass
+class Filters:
+    q: str = ""
+    sizes: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    sort: str = ""
+    cols: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_query(cls, query, task_keys: list[str]) -> Filters:
+        # Columns come as ?cols=a,b or as repeated ?cols=a&cols=b (the form's checkboxes).
+        wanted = {c for value in query.getlist("cols") for c in value.split(",")}
+        cols = [key for key in task_keys if key in wanted]
+        kinds = [k for k in query.getlist("provenance") if k in KIND_LABELS]
+        known_sizes = [label for label, _, _ in settings.SIZE_CLASSES]
+        sizes = [s for s in query.getlist("size") if s in known_sizes]
+        sort = query.get("sort", "")
+        if sort.lstrip("-") not in {"name", "params", "layers", "avg", "size", *task_keys}:
+            sort = ""
+        return cls(q=query.get("q", "").strip()[:100], sizes=sizes, kinds=kinds, sort=sort,
+                   cols=cols)
+
+    def as_dict(self) -> dict:
+        return {"q": self.q, "size": self.sizes, "provenance": self.kinds, "sort": self.sort,
+                "cols": self.cols}
+
+
+def percent(value: float | None) -> float | None:
+    return None if value is None else value * 100
+
+
+def load_rows(suite: Suite, tasks: list, runs=None) -> list[Row]:
+    """Rows of every ranked, finished run of the suite, or of the given runs queryset."""
+    if runs is None:
+        runs = EvaluationRun.objects.for_leaderboard(suite)
+    scores = defaultdict(dict)
+    score_qs = TaskScore.objects.filter(
+        run__in=runs.values("pk"), metric=F("task__headline_metric")
+    ).values_list("run_id", "task__key", "value", "stderr", "n")
+    for run_id, key, value, stderr, n in score_qs:
+        scores[run_id][key] = Cell(percent(value), percent(stderr), n)
+    rows = []
+    for run in runs:
+        entry = run.entry
+        cells = {t.key: scores[run.pk].get(t.key, Cell(None)) for t in tasks}
+        rows.append(
+            Row(
+                run_id=run.pk,
+                name=entry.name,
+                slug=entry.slug,
+                params=entry.params,
+                params_label=entry.params_label,
+                layers=entry.layers,
+                size_class=entry.size_class,
+                kind=run.kind,
+                source=run.citation if run.kind == "reported" else run.provenance_label,
+                benchmark=run.benchmark,
+                avg=Cell(percent(run.avg)),
+                cells=cells,
+            )
+        )
+    return rows
+
+
+def mark_best(rows: list[Row], keys: list[str], by=lambda row: row.size_class) -> None:
+    """Mark the best and second-best value of each column within each group, as the paper
+    does (ties share the mark)."""
+    groups = defaultdict(list)
+    for row in rows:
+        groups[by(row)].append(row)
+    for members in groups.values():
+        for key in [*keys, "avg"]:
+            cells = [row.avg if key == "avg" else row.cells[key] for row in members]
+            values = sorted({round(c.value, 6) for c in cells if c.value is not None},
+                            reverse=True)
+            for cell in cells:
+                cell.mark = ""
+                if cell.value is None:
+                    continue
+                if values and round(cell.value, 6) == values[0]:
+                    cell.mark = "best"
+                elif len(values) > 1 and round(cell.value, 6) == values[1]:
+                    cell.mark = "second"
+
+
+def size_order() -> dict[str, int]:
+    order = {label: i for i, (label, _, _) in enumerate(settings.SIZE_CLASSES)}
+    order[""] = len(order)
+    return order
+
+
+def sort_rows(rows: list[Row], sort: str) -> list[Row]:
+    order = size_order()
+    if not sort:
+        # The paper's layout: size classes in order, best average first within a class.
+        return sorted(rows, key=lambda r: (order.get(r.size_class, 99), -(r.avg.value or -1),
+                                           r.name.lower()))
+    key = sort.lstrip("-")
+    descending = sort.startswith("-")
+
+    def value(row: Row):
+        if key == "name":
+            return row.name.lower()
+        if key == "size":
+            return order.get(row.size_class, 99)
+        if key in ("params", "layers"):
+            return getattr(row, key)
+        if key == "avg":
+            return row.avg.value
+        return row.cells[key].value
+
+    present = [r for r in rows if value(r) is not None]
+    missing = [r for r in rows if value(r) is None]
+    # Rows without a value go last whichever the direction.
+    return sorted(present, key=value, reverse=descending) + missing
+
+
+def leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
+    tasks = list(suite.tasks.all())
+    rows = load_rows(suite, tasks)
+    if filters.kinds:
+        rows = [r for r in rows if r.kind in filters.kinds]
+    mark_best(rows, [t.key for t in tasks])
+    if filters.sizes:
+        rows = [r for r in rows if r.size_class in filters.sizes]
+    if filters.q:
+        needle = filters.q.lower()
+        rows = [r for r in rows if needle in r.name.lower()]
+    rows = sort_rows(rows, filters.sort)
+    shown = [t for t in tasks if not filters.cols or t.key in filters.cols]
+    return shown, rows
+
+
+def paper_tables(suite: Suite) -> list[str]:
+    return list(
+        PaperRow.objects.filter(run__suite=suite).values_list("table", flat=True).distinct()
+        .order_by("table")
+    )
+
+
+def paper_table(suite: Suite, table: str) -> tuple[list, list[Row]]:
+    """A reported table as printed: same rows, same order, same groups, best marked per group."""
+    tasks = list(suite.tasks.all())
+    placed = {
+        p.run_id: p
+        for p in PaperRow.objects.filter(run__suite=suite, table=table)
+    }
+    runs = EvaluationRun.objects.filter(pk__in=list(placed)).select_related("entry")
+    rows = sorted(load_rows(suite, tasks, runs), key=lambda r: placed[r.run_id].position)
+    for row in rows:
+        row.group = placed[row.run_id].group
+    mark_best(rows, [t.key for t in tasks], by=lambda row: row.group)
+    return tasks, rows

@@ -1,0 +1,24 @@
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def pct(value, digits=1):
+    """A percentage as the paper prints it (one decimal); an en dash when missing."""
+    if value is None:
+        return "–"
+    return f"{value:.{int(digits)}f}"
+
+
+@register.filter
+def ms(value):
+    if value is None:
+        return "–"
+    return f"{value:,.1f}"
+
+
+@register.filter
+def frac_pct(value, digits=2):
+    """A stored fraction (0.439) shown as a percentage (43.90)."""
+    return pct(None if value is None else value * 100, digits)

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.index, name="leaderboard-index"),
+    path("leaderboard.csv", views.leaderboard_csv, name="leaderboard-csv"),
+    path("leaderboard.json", views.leaderboard_json, name="leaderboard-json"),
+    path("charts/accuracy-vs-params.json", views.chart_params_json, name="leaderboard-chart-params"),
+    path("charts/tasks.json", views.chart_tasks_json, name="leaderboard-chart-tasks"),
+    path("models/<slug:slug>/", views.model_detail, name="leaderboard-model"),
+    path("models/<slug:slug>.json", views.model_json, name="leaderboard-model-json"),
+    path("paper/", views.paper_index, name="leaderboard-paper-index"),
+    path("paper/<slug:table_slug>/", views.paper_detail, name="leaderboard-paper"),
+    path("paper/<slug:table_slug>.csv", views.paper_csv, name="leaderboard-paper-csv"),
+    path("paper/<slug:table_slug>.json", views.paper_json, name="leaderboard-paper-json"),
+    path("latency/", views.latency, name="leaderboard-latency"),
+]

@@ -1,0 +1,224 @@
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, render
+from django.utils.text import slugify
+
+from . import charts, exports, tables
+from .models import Entry, LatencyResult, PaperRow, TaskScore
+from .suites import csr_suite
+
+
+def _leaderboard(request):
+    suite = csr_suite()
+    task_keys = list(suite.tasks.values_list("key", flat=True))
+    filters = tables.Filters.from_query(request.GET, task_keys)
+    shown, rows = tables.leaderboard(suite, filters)
+    return suite, filters, shown, rows
+
+
+def index(request):
+    suite, filters, shown, rows = _leaderboard(request)
+    page = Paginator(rows, settings.LEADERBOARD_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    sort_links = {}
+    for key in ["name", "size", "params", "layers", "avg", *[t.key for t in shown]]:
+        # First click sorts high-to-low (names A-Z), the second click reverses.
+        first = key if key in ("name", "size") else f"-{key}"
+        q = query.copy()
+        q["sort"] = (first[1:] if first.startswith("-") else f"-{first}") if (
+            filters.sort == first) else first
+        sort_links[key] = q.urlencode()
+    headers = [
+        {"key": t.key, "label": t.label, "metric": t.headline_metric, "link": sort_links[t.key]}
+        for t in shown
+    ]
+    for row in page:
+        row.shown = [row.cells[t.key] for t in shown]
+    ctx = {
+        "suite": suite,
+        "filters": filters,
+        "headers": headers,
+        "rows": page,
+        "all_tasks": list(suite.tasks.all()),
+        "page": page,
+        "total": len(rows),
+        "sizes": [label for label, _, _ in settings.SIZE_CLASSES],
+        "query": query.urlencode(),
+        "sort_links": sort_links,
+    }
+    return render(request, "leaderboard/index.html", ctx)
+
+
+def leaderboard_csv(request):
+    suite, filters, shown, rows = _leaderboard(request)
+    return exports.stream_csv(
+        "leaderboard",
+        exports.row_csv_header(shown),
+        (exports.row_csv_values(row, shown) for row in rows),
+    )
+
+
+def leaderboard_json(request):
+    suite, filters, shown, rows = _leaderboard(request)
+    head = {
+        "suite": suite.slug,
+        "filters": filters.as_dict(),
+        "columns": [{"key": t.key, "label": t.label, "metric": t.headline_metric} for t in shown],
+        "count": len(rows),
+    }
+    return exports.stream_json(head, "rows", (exports.row_json(row, shown) for row in rows))
+
+
+def chart_params_json(request):
+    suite, filters, shown, rows = _leaderboard(request)
+    return exports.JsonResponse(charts.accuracy_vs_params(rows))
+
+
+def chart_tasks_json(request):
+    slugs = [s for s in request.GET.get("models", "").split(",") if s][:12]
+    if not slugs:
+        return exports.json_error("pass ?models=slug1,slug2 (up to 12 model slugs)")
+    suite = csr_suite()
+    task_list = list(suite.tasks.all())
+    runs = (
+        tables.EvaluationRun.objects.for_leaderboard(suite)
+        .filter(entry__slug__in=slugs)
+    )
+    rows = tables.load_rows(suite, task_list, runs)
+    return exports.JsonResponse(charts.task_bars(rows, task_list))
+
+
+def model_detail(request, slug):
+    entry = get_object_or_404(Entry, slug=slug)
+    runs = list(entry.runs.select_related("suite").order_by("-kind", "created"))
+    scores = (
+        TaskScore.objects.filter(run__entry=entry)
+        .select_related("task")
+        .order_by("task__position", "metric")
+    )
+    by_run = {}
+    for score in scores:
+        by_run.setdefault(score.run_id, []).append(score)
+    for run in runs:
+        run.score_list = by_run.get(run.pk, [])
+        run.paper_places = list(run.paper_rows.all())
+    latency = LatencyResult.objects.filter(entry=entry).select_related("profile")
+    return render(
+        request,
+        "leaderboard/model.html",
+        {"entry": entry, "runs": runs, "latency": latency},
+    )
+
+
+def model_json(request, slug):
+    entry = Entry.objects.filter(slug=slug).first()
+    if entry is None:
+        return exports.json_error(f"no model with slug {slug!r}", status=404)
+    runs = []
+    scores = TaskScore.objects.filter(run__entry=entry).select_related("task", "run")
+    by_run = {}
+    for score in scores:
+        by_run.setdefault(score.run_id, []).append(score)
+    for run in entry.runs.select_related("suite").order_by("created"):
+        runs.append({
+            "id": run.pk,
+            "suite": run.suite.slug,
+            "provenance": run.kind,
+            "source": run.citation if run.kind == "reported" else run.provenance_label,
+            "benchmark": run.benchmark,
+            "ranked": run.ranked,
+            "status": run.status,
+            "avg": None if run.avg is None else round(run.avg * 100, 2),
+            "details": run.provenance,
+            "samples_url": run.samples_file.url if run.samples_file else None,
+            "scores": [
+                {"task": s.task.key, "metric": s.metric, "value": s.value, "stderr": s.stderr,
+                 "n": s.n}
+                for s in by_run.get(run.pk, [])
+            ],
+        })
+    latency = [
+        {"profile": r.profile.slug, "provenance": r.kind, "source": r.citation,
+         "load_ms": r.load_ms, "init_ms": r.init_ms, "execute_ms": r.execute_ms,
+         "prefill_ms": r.prefill_ms, "decode_ms_p50": r.decode_ms_p50,
+         "decode_ms_p90": r.decode_ms_p90, "decode_tok_s": r.decode_tok_s,
+         "peak_rss_mb": r.peak_rss_mb, "environment": r.environment}
+        for r in entry.latency_results.select_related("profile")
+    ]
+    return exports.JsonResponse({
+        "model": entry.name, "slug": entry.slug, "params": entry.params,
+        "params_non_embedding": entry.params_non_embedding, "layers": entry.layers,
+        "architecture": entry.architecture, "size_class": entry.size_class,
+        "source_url": entry.source_url, "revision": entry.revision,
+        "content_sha256": entry.content_sha256, "runs": runs, "latency": latency,
+    })
+
+
+def _paper_tables() -> dict[str, tuple[str, str]]:
+    """slug -> (table name, suite slug) for every imported paper table."""
+    pairs = PaperRow.objects.values_list("table", "run__suite__slug").distinct()
+    return {slugify(table): (table, suite) for table, suite in sorted(pairs)}
+
+
+def _paper(table_slug):
+    known = _paper_tables()
+    if table_slug not in known:
+        raise Http404("no such paper table")
+    table, suite_slug = known[table_slug]
+    suite = tables.Suite.objects.get(slug=suite_slug)
+    task_list, rows = tables.paper_table(suite, table)
+    return table, suite, task_list, rows
+
+
+def paper_index(request):
+    return render(request, "leaderboard/paper_index.html", {"tables": _paper_tables()})
+
+
+def paper_detail(request, table_slug):
+    table, suite, task_list, rows = _paper(table_slug)
+    groups = []
+    for row in rows:
+        row.cell_list = [row.cells[t.key] for t in task_list]
+        if not groups or groups[-1][0] != row.group:
+            groups.append((row.group, []))
+        groups[-1][1].append(row)
+    return render(
+        request,
+        "leaderboard/paper.html",
+        {"table": table, "slug": table_slug, "suite": suite, "tasks": task_list,
+         "groups": groups, "has_avg": any(r.avg.value is not None for r in rows),
+         "has_layers": any(r.layers for r in rows)},
+    )
+
+
+def paper_csv(request, table_slug):
+    table, suite, task_list, rows = _paper(table_slug)
+    header = ["group", *exports.row_csv_header(task_list)]
+    return exports.stream_csv(
+        table_slug,
+        header,
+        ([exports.neutralise(r.group), *exports.row_csv_values(r, task_list)] for r in rows),
+    )
+
+
+def paper_json(request, table_slug):
+    table, suite, task_list, rows = _paper(table_slug)
+    head = {
+        "table": table,
+        "suite": suite.slug,
+        "columns": [{"key": t.key, "label": t.label} for t in task_list],
+        "count": len(rows),
+    }
+    return exports.stream_json(head, "rows", (exports.row_json(r, task_list) for r in rows))
+
+
+def latency(request):
+    results = LatencyResult.objects.select_related("entry", "profile").order_by(
+        "profile__reported", "profile__name", "pk"
+    )
+    profiles = {}
+    for result in results:
+        profiles.setdefault(result.profile, []).append(result)
+    return render(request, "leaderboard/latency.html", {"profiles": profiles})
