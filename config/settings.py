@@ -127,6 +127,10 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# WhiteNoise serves static files straight from the finders (our static/ and plotly's
+# package data), so gunicorn serves them without a collectstatic step on one machine.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = Path(os.getenv("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "media/"
 

@@ -10,6 +10,9 @@ urlpatterns = [
 # Per-sample records and demo checkpoints are served by Django itself; behind a real proxy
 # set MEDIA_URL to a location the proxy serves instead.
 urlpatterns += [
-    path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", serve,
-         {"document_root": settings.MEDIA_ROOT}),
+    path(
+        f"{settings.MEDIA_URL.strip('/')}/<path:path>",
+        serve,
+        {"document_root": settings.MEDIA_ROOT},
+    ),
 ]

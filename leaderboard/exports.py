@@ -30,16 +30,36 @@ def _number(value: float | None, digits: int = 2) -> float | None:
 
 
 def row_csv_header(tasks: list) -> list[str]:
-    header = ["model", "slug", "size_class", "params", "params_label", "layers", "provenance",
-              "source", "benchmark", "avg"]
+    header = [
+        "model",
+        "slug",
+        "size_class",
+        "params",
+        "params_label",
+        "layers",
+        "provenance",
+        "source",
+        "benchmark",
+        "avg",
+    ]
     for task in tasks:
         header += [task.key, f"{task.key}_stderr"]
     return header
 
 
 def row_csv_values(row: Row, tasks: list) -> list:
-    values = [row.name, row.slug, row.size_class, row.params, row.params_display, row.layers,
-              row.kind, row.source, row.benchmark, _number(row.avg.value)]
+    values = [
+        row.name,
+        row.slug,
+        row.size_class,
+        row.params,
+        row.params_display,
+        row.layers,
+        row.kind,
+        row.source,
+        row.benchmark,
+        _number(row.avg.value),
+    ]
     for task in tasks:
         cell = row.cells[task.key]
         values += [_number(cell.value), _number(cell.stderr)]
@@ -47,8 +67,12 @@ def row_csv_values(row: Row, tasks: list) -> list:
 
 
 def cell_json(cell: Cell) -> dict:
-    return {"value": _number(cell.value), "stderr": _number(cell.stderr), "n": cell.n,
-            "mark": cell.mark or None}
+    return {
+        "value": _number(cell.value),
+        "stderr": _number(cell.stderr),
+        "n": cell.n,
+        "mark": cell.mark or None,
+    }
 
 
 def row_json(row: Row, tasks: list) -> dict:

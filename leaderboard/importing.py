@@ -34,8 +34,9 @@ class Report:
     counts: Counter = field(default_factory=Counter)
 
     def note(self, what: str, created: bool, changed: bool) -> None:
-        self.counts[f"{what} created" if created else f"{what} updated" if changed else
-                    f"{what} unchanged"] += 1
+        self.counts[
+            f"{what} created" if created else f"{what} updated" if changed else f"{what} unchanged"
+        ] += 1
 
     @property
     def changed(self) -> int:
@@ -97,7 +98,10 @@ def import_reported(data_dir: Path = DATA_DIR) -> Report:
         runs = {}
         for row in csr_rows:
             entry = upsert(
-                Entry, report, "entries", {"slug": slugify(row["model"])},
+                Entry,
+                report,
+                "entries",
+                {"slug": slugify(row["model"])},
                 {
                     "name": row["model"],
                     "params": parse_params(row["params"]),
@@ -109,21 +113,38 @@ def import_reported(data_dir: Path = DATA_DIR) -> Report:
         groups = {}
         for position, row in enumerate(layout):
             run = runs[row["model"]]
-            upsert(PaperRow, report, "table rows", {"table": row["table"], "run": run},
-                   {"group": row["group"], "position": position})
+            upsert(
+                PaperRow,
+                report,
+                "table rows",
+                {"table": row["table"], "run": run},
+                {"group": row["group"], "position": position},
+            )
             groups.setdefault(row["model"], row["group"])
         _pin_size_classes(report, runs, groups)
 
         for position, row in enumerate(ablation_rows):
             name = f"Layer-sharing ablation {row['model_size']}: {row['sharing']}"
-            entry = upsert(Entry, report, "entries", {"slug": slugify(name)},
-                           {"name": name, "params_label": row["model_size"],
-                            "params": parse_params(row["model_size"]),
-                            "notes": f"Layer-sharing scheme: {row['sharing']}."})
+            entry = upsert(
+                Entry,
+                report,
+                "entries",
+                {"slug": slugify(name)},
+                {
+                    "name": name,
+                    "params_label": row["model_size"],
+                    "params": parse_params(row["model_size"]),
+                    "notes": f"Layer-sharing scheme: {row['sharing']}.",
+                },
+            )
             run = _reported_run(report, entry, suite, tasks, row, ranked=False)
-            upsert(PaperRow, report, "table rows",
-                   {"table": "Layer-sharing ablation", "run": run},
-                   {"group": row["model_size"], "position": position})
+            upsert(
+                PaperRow,
+                report,
+                "table rows",
+                {"table": "Layer-sharing ablation", "run": run},
+                {"group": row["model_size"], "position": position},
+            )
 
         _import_bnn(report, data_dir)
         _import_latency(report, data_dir)
@@ -133,19 +154,32 @@ def import_reported(data_dir: Path = DATA_DIR) -> Report:
 def _reported_run(report, entry, suite, tasks, row, ranked):
     citation = row["source"]
     run = upsert(
-        EvaluationRun, report, "runs",
-        {"entry": entry, "suite": suite, "kind": EvaluationRun.Kind.REPORTED,
-         "citation": citation},
-        {"ranked": ranked, "avg": float(Decimal(row["avg"]) / 100), "benchmark": "full",
-         "status": EvaluationRun.Status.DONE,
-         "provenance": {"paper": PAPER, "source": citation,
-                        "note": "The paper prints one accuracy (%) per task; it is stored "
-                                "under the task's headline metric."}},
+        EvaluationRun,
+        report,
+        "runs",
+        {"entry": entry, "suite": suite, "kind": EvaluationRun.Kind.REPORTED, "citation": citation},
+        {
+            "ranked": ranked,
+            "avg": float(Decimal(row["avg"]) / 100),
+            "benchmark": "full",
+            "status": EvaluationRun.Status.DONE,
+            "provenance": {
+                "paper": PAPER,
+                "source": citation,
+                "note": "The paper prints one accuracy (%) per task; it is stored "
+                "under the task's headline metric.",
+            },
+        },
     )
     for key, _, _, metric in CSR_TASKS:
         value = float(Decimal(row[CSV_COLUMNS[key]]) / 100)
-        upsert(TaskScore, report, "scores", {"run": run, "task": tasks[key], "metric": metric},
-               {"value": value, "stderr": None, "n": None})
+        upsert(
+            TaskScore,
+            report,
+            "scores",
+            {"run": run, "task": tasks[key], "metric": metric},
+            {"value": value, "stderr": None, "n": None},
+        )
     return run
 
 
@@ -155,51 +189,99 @@ def _pin_size_classes(report, runs, groups):
         entry = run.entry
         pin = groups.get(model, "")
         computed = Entry(params=entry.params).size_class
-        upsert(Entry, report, "entries", {"pk": entry.pk},
-               {"size_class_pin": "" if pin == computed else pin})
+        upsert(
+            Entry,
+            report,
+            "entries",
+            {"pk": entry.pk},
+            {"size_class_pin": "" if pin == computed else pin},
+        )
 
 
 def _import_bnn(report, data_dir):
     suite = bnn_suite()
     tasks = {t.key: t for t in suite.tasks.all()}
     for position, row in enumerate(read_csv("bnn_imagenet_reported.csv", data_dir)):
-        entry = upsert(Entry, report, "entries", {"slug": slugify(row["network"])},
-                       {"name": row["network"], "architecture": "binary CNN"})
+        entry = upsert(
+            Entry,
+            report,
+            "entries",
+            {"slug": slugify(row["network"])},
+            {"name": row["network"], "architecture": "binary CNN"},
+        )
         run = upsert(
-            EvaluationRun, report, "runs",
-            {"entry": entry, "suite": suite, "kind": EvaluationRun.Kind.REPORTED,
-             "citation": row["source"]},
-            {"ranked": True, "avg": None, "benchmark": "full",
-             "status": EvaluationRun.Status.DONE, "provenance": {"source": row["source"]}},
+            EvaluationRun,
+            report,
+            "runs",
+            {
+                "entry": entry,
+                "suite": suite,
+                "kind": EvaluationRun.Kind.REPORTED,
+                "citation": row["source"],
+            },
+            {
+                "ranked": True,
+                "avg": None,
+                "benchmark": "full",
+                "status": EvaluationRun.Status.DONE,
+                "provenance": {"source": row["source"]},
+            },
         )
         for key in ("top1", "top5"):
             if row[key]:
-                upsert(TaskScore, report, "scores",
-                       {"run": run, "task": tasks[key], "metric": key},
-                       {"value": float(Decimal(row[key]) / 100), "stderr": None, "n": None})
-        upsert(PaperRow, report, "table rows", {"table": "BNN ImageNet", "run": run},
-               {"group": "", "position": position})
+                upsert(
+                    TaskScore,
+                    report,
+                    "scores",
+                    {"run": run, "task": tasks[key], "metric": key},
+                    {"value": float(Decimal(row[key]) / 100), "stderr": None, "n": None},
+                )
+        upsert(
+            PaperRow,
+            report,
+            "table rows",
+            {"table": "BNN ImageNet", "run": run},
+            {"group": "", "position": position},
+        )
 
 
 def _import_latency(report, data_dir):
     profile = upsert(
-        DeviceProfile, report, "device profiles", {"slug": IPHONE_PROFILE},
-        {"name": "iPhone 13 (iOS 17.2.1), ExecuTorch MPS, FP16", "device_class": "phone",
-         "runtime": "ExecuTorch (MPS backend)", "dtype": "float16", "reported": True,
-         "active": False,
-         "description": "The MobileLLM paper's Table 7 device. Execute is the mean of 50 runs."},
+        DeviceProfile,
+        report,
+        "device profiles",
+        {"slug": IPHONE_PROFILE},
+        {
+            "name": "iPhone 13 (iOS 17.2.1), ExecuTorch MPS, FP16",
+            "device_class": "phone",
+            "runtime": "ExecuTorch (MPS backend)",
+            "dtype": "float16",
+            "reported": True,
+            "active": False,
+            "description": "The MobileLLM paper's Table 7 device. Execute is the mean of 50 runs.",
+        },
     )
     for row in read_csv("mobilellm_latency_reported.csv", data_dir):
         layers = row["layers"]
         entry = Entry.objects.filter(slug=slugify(row["model"])).first()
         if entry is None:
-            entry = upsert(Entry, report, "entries", {"slug": slugify(row["model"])},
-                           {"name": row["model"],
-                            "layers": int(layers) if layers.isdigit() else None})
+            entry = upsert(
+                Entry,
+                report,
+                "entries",
+                {"slug": slugify(row["model"])},
+                {"name": row["model"], "layers": int(layers) if layers.isdigit() else None},
+            )
         upsert(
-            LatencyResult, report, "latency results",
+            LatencyResult,
+            report,
+            "latency results",
             {"entry": entry, "profile": profile, "kind": EvaluationRun.Kind.REPORTED},
-            {"citation": row["source"], "layers_label": layers,
-             "load_ms": float(row["load_ms"]), "init_ms": float(row["init_ms"]),
-             "execute_ms": float(row["execute_ms"])},
+            {
+                "citation": row["source"],
+                "layers_label": layers,
+                "load_ms": float(row["load_ms"]),
+                "init_ms": float(row["init_ms"]),
+                "execute_ms": float(row["execute_ms"]),
+            },
         )

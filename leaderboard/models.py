@@ -176,6 +176,9 @@ class PaperRow(models.Model):
             models.UniqueConstraint(fields=["table", "run"], name="paperrow_unique_run_per_table")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.table} {self.group} #{self.position}"
+
 
 class DeviceProfile(models.Model):
     slug = models.SlugField(unique=True)

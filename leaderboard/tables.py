@@ -66,12 +66,18 @@ class Filters:
         sort = query.get("sort", "")
         if sort.lstrip("-") not in {"name", "params", "layers", "avg", "size", *task_keys}:
             sort = ""
-        return cls(q=query.get("q", "").strip()[:100], sizes=sizes, kinds=kinds, sort=sort,
-                   cols=cols)
+        return cls(
+            q=query.get("q", "").strip()[:100], sizes=sizes, kinds=kinds, sort=sort, cols=cols
+        )
 
     def as_dict(self) -> dict:
-        return {"q": self.q, "size": self.sizes, "provenance": self.kinds, "sort": self.sort,
-                "cols": self.cols}
+        return {
+            "q": self.q,
+            "size": self.sizes,
+            "provenance": self.kinds,
+            "sort": self.sort,
+            "cols": self.cols,
+        }
 
 
 def percent(value: float | None) -> float | None:
@@ -120,8 +126,7 @@ def mark_best(rows: list[Row], keys: list[str], by=lambda row: row.size_class) -
     for members in groups.values():
         for key in [*keys, "avg"]:
             cells = [row.avg if key == "avg" else row.cells[key] for row in members]
-            values = sorted({round(c.value, 6) for c in cells if c.value is not None},
-                            reverse=True)
+            values = sorted({round(c.value, 6) for c in cells if c.value is not None}, reverse=True)
             for cell in cells:
                 cell.mark = ""
                 if cell.value is None:
@@ -142,8 +147,9 @@ def sort_rows(rows: list[Row], sort: str) -> list[Row]:
     order = size_order()
     if not sort:
         # The paper's layout: size classes in order, best average first within a class.
-        return sorted(rows, key=lambda r: (order.get(r.size_class, 99), -(r.avg.value or -1),
-                                           r.name.lower()))
+        return sorted(
+            rows, key=lambda r: (order.get(r.size_class, 99), -(r.avg.value or -1), r.name.lower())
+        )
     key = sort.lstrip("-")
     descending = sort.startswith("-")
 
@@ -182,7 +188,9 @@ def leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
 
 def paper_tables(suite: Suite) -> list[str]:
     return list(
-        PaperRow.objects.filter(run__suite=suite).values_list("table", flat=True).distinct()
+        PaperRow.objects.filter(run__suite=suite)
+        .values_list("table", flat=True)
+        .distinct()
         .order_by("table")
     )
 
@@ -190,10 +198,7 @@ def paper_tables(suite: Suite) -> list[str]:
 def paper_table(suite: Suite, table: str) -> tuple[list, list[Row]]:
     """A reported table as printed: same rows, same order, same groups, best marked per group."""
     tasks = list(suite.tasks.all())
-    placed = {
-        p.run_id: p
-        for p in PaperRow.objects.filter(run__suite=suite, table=table)
-    }
+    placed = {p.run_id: p for p in PaperRow.objects.filter(run__suite=suite, table=table)}
     runs = EvaluationRun.objects.filter(pk__in=list(placed)).select_related("entry")
     rows = sorted(load_rows(suite, tasks, runs), key=lambda r: placed[r.run_id].position)
     for row in rows:

@@ -6,7 +6,9 @@ urlpatterns = [
     path("", views.index, name="leaderboard-index"),
     path("leaderboard.csv", views.leaderboard_csv, name="leaderboard-csv"),
     path("leaderboard.json", views.leaderboard_json, name="leaderboard-json"),
-    path("charts/accuracy-vs-params.json", views.chart_params_json, name="leaderboard-chart-params"),
+    path(
+        "charts/accuracy-vs-params.json", views.chart_params_json, name="leaderboard-chart-params"
+    ),
     path("charts/tasks.json", views.chart_tasks_json, name="leaderboard-chart-tasks"),
     path("models/<slug:slug>/", views.model_detail, name="leaderboard-model"),
     path("models/<slug:slug>.json", views.model_json, name="leaderboard-model-json"),

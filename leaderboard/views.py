@@ -27,8 +27,11 @@ def index(request):
         # First click sorts high-to-low (names A-Z), the second click reverses.
         first = key if key in ("name", "size") else f"-{key}"
         q = query.copy()
-        q["sort"] = (first[1:] if first.startswith("-") else f"-{first}") if (
-            filters.sort == first) else first
+        q["sort"] = (
+            (first[1:] if first.startswith("-") else f"-{first}")
+            if (filters.sort == first)
+            else first
+        )
         sort_links[key] = q.urlencode()
     headers = [
         {"key": t.key, "label": t.label, "metric": t.headline_metric, "link": sort_links[t.key]}
@@ -82,10 +85,7 @@ def chart_tasks_json(request):
         return exports.json_error("pass ?models=slug1,slug2 (up to 12 model slugs)")
     suite = csr_suite()
     task_list = list(suite.tasks.all())
-    runs = (
-        tables.EvaluationRun.objects.for_leaderboard(suite)
-        .filter(entry__slug__in=slugs)
-    )
+    runs = tables.EvaluationRun.objects.for_leaderboard(suite).filter(entry__slug__in=slugs)
     rows = tables.load_rows(suite, task_list, runs)
     return exports.JsonResponse(charts.task_bars(rows, task_list))
 
@@ -122,38 +122,63 @@ def model_json(request, slug):
     for score in scores:
         by_run.setdefault(score.run_id, []).append(score)
     for run in entry.runs.select_related("suite").order_by("created"):
-        runs.append({
-            "id": run.pk,
-            "suite": run.suite.slug,
-            "provenance": run.kind,
-            "source": run.citation if run.kind == "reported" else run.provenance_label,
-            "benchmark": run.benchmark,
-            "ranked": run.ranked,
-            "status": run.status,
-            "avg": None if run.avg is None else round(run.avg * 100, 2),
-            "details": run.provenance,
-            "samples_url": run.samples_file.url if run.samples_file else None,
-            "scores": [
-                {"task": s.task.key, "metric": s.metric, "value": s.value, "stderr": s.stderr,
-                 "n": s.n}
-                for s in by_run.get(run.pk, [])
-            ],
-        })
+        runs.append(
+            {
+                "id": run.pk,
+                "suite": run.suite.slug,
+                "provenance": run.kind,
+                "source": run.citation if run.kind == "reported" else run.provenance_label,
+                "benchmark": run.benchmark,
+                "ranked": run.ranked,
+                "status": run.status,
+                "avg": None if run.avg is None else round(run.avg * 100, 2),
+                "details": run.provenance,
+                "samples_url": run.samples_file.url if run.samples_file else None,
+                "scores": [
+                    {
+                        "task": s.task.key,
+                        "metric": s.metric,
+                        "value": s.value,
+                        "stderr": s.stderr,
+                        "n": s.n,
+                    }
+                    for s in by_run.get(run.pk, [])
+                ],
+            }
+        )
     latency = [
-        {"profile": r.profile.slug, "provenance": r.kind, "source": r.citation,
-         "load_ms": r.load_ms, "init_ms": r.init_ms, "execute_ms": r.execute_ms,
-         "prefill_ms": r.prefill_ms, "decode_ms_p50": r.decode_ms_p50,
-         "decode_ms_p90": r.decode_ms_p90, "decode_tok_s": r.decode_tok_s,
-         "peak_rss_mb": r.peak_rss_mb, "environment": r.environment}
+        {
+            "profile": r.profile.slug,
+            "provenance": r.kind,
+            "source": r.citation,
+            "load_ms": r.load_ms,
+            "init_ms": r.init_ms,
+            "execute_ms": r.execute_ms,
+            "prefill_ms": r.prefill_ms,
+            "decode_ms_p50": r.decode_ms_p50,
+            "decode_ms_p90": r.decode_ms_p90,
+            "decode_tok_s": r.decode_tok_s,
+            "peak_rss_mb": r.peak_rss_mb,
+            "environment": r.environment,
+        }
         for r in entry.latency_results.select_related("profile")
     ]
-    return exports.JsonResponse({
-        "model": entry.name, "slug": entry.slug, "params": entry.params,
-        "params_non_embedding": entry.params_non_embedding, "layers": entry.layers,
-        "architecture": entry.architecture, "size_class": entry.size_class,
-        "source_url": entry.source_url, "revision": entry.revision,
-        "content_sha256": entry.content_sha256, "runs": runs, "latency": latency,
-    })
+    return exports.JsonResponse(
+        {
+            "model": entry.name,
+            "slug": entry.slug,
+            "params": entry.params,
+            "params_non_embedding": entry.params_non_embedding,
+            "layers": entry.layers,
+            "architecture": entry.architecture,
+            "size_class": entry.size_class,
+            "source_url": entry.source_url,
+            "revision": entry.revision,
+            "content_sha256": entry.content_sha256,
+            "runs": runs,
+            "latency": latency,
+        }
+    )
 
 
 def _paper_tables() -> dict[str, tuple[str, str]]:
@@ -187,9 +212,15 @@ def paper_detail(request, table_slug):
     return render(
         request,
         "leaderboard/paper.html",
-        {"table": table, "slug": table_slug, "suite": suite, "tasks": task_list,
-         "groups": groups, "has_avg": any(r.avg.value is not None for r in rows),
-         "has_layers": any(r.layers for r in rows)},
+        {
+            "table": table,
+            "slug": table_slug,
+            "suite": suite,
+            "tasks": task_list,
+            "groups": groups,
+            "has_avg": any(r.avg.value is not None for r in rows),
+            "has_layers": any(r.layers for r in rows),
+        },
     )
 
 

@@ -15,8 +15,9 @@ def make_entry(name: str | None = None, params: int | None = 100_000_000, **fiel
     return Entry.objects.create(name=name, slug=slug[:200], params=params, **fields)
 
 
-def make_run(entry: Entry, scores: dict[str, float] | None = None, kind="measured",
-             **fields) -> EvaluationRun:
+def make_run(
+    entry: Entry, scores: dict[str, float] | None = None, kind="measured", **fields
+) -> EvaluationRun:
     """A finished run with headline scores (fractions) for the given task keys; the
     remaining tasks of the suite get 0.5."""
     suite = csr_suite()
@@ -28,8 +29,9 @@ def make_run(entry: Entry, scores: dict[str, float] | None = None, kind="measure
         entry=entry, suite=suite, kind=kind, avg=sum(values.values()) / len(values), **fields
     )
     TaskScore.objects.bulk_create(
-        TaskScore(run=run, task=t, metric=t.headline_metric, value=values[t.key], stderr=0.01,
-                  n=100)
+        TaskScore(
+            run=run, task=t, metric=t.headline_metric, value=values[t.key], stderr=0.01, n=100
+        )
         for t in tasks
     )
     return run
@@ -45,13 +47,27 @@ def make_many(count: int) -> None:
         for i in range(count)
     )
     runs = EvaluationRun.objects.bulk_create(
-        EvaluationRun(entry=e, suite=suite, kind="measured", avg=0.4 + (i % 100) / 1000,
-                      provenance={"lm_eval_version": "0.4.13", "device": "cpu"})
+        EvaluationRun(
+            entry=e,
+            suite=suite,
+            kind="measured",
+            avg=0.4 + (i % 100) / 1000,
+            provenance={"lm_eval_version": "0.4.13", "device": "cpu"},
+        )
         for i, e in enumerate(entries)
     )
     TaskScore.objects.bulk_create(
-        (TaskScore(run=r, task=t, metric=t.headline_metric, value=0.3 + (i % 50) / 100,
-                   stderr=0.01, n=100)
-         for i, r in enumerate(runs) for t in tasks),
+        (
+            TaskScore(
+                run=r,
+                task=t,
+                metric=t.headline_metric,
+                value=0.3 + (i % 50) / 100,
+                stderr=0.01,
+                n=100,
+            )
+            for i, r in enumerate(runs)
+            for t in tasks
+        ),
         batch_size=2000,
     )

@@ -17,9 +17,14 @@ from leaderboard.models import (
 
 
 def counts():
-    return (Entry.objects.count(), EvaluationRun.objects.count(), TaskScore.objects.count(),
-            PaperRow.objects.count(), LatencyResult.objects.count(),
-            DeviceProfile.objects.count())
+    return (
+        Entry.objects.count(),
+        EvaluationRun.objects.count(),
+        TaskScore.objects.count(),
+        PaperRow.objects.count(),
+        LatencyResult.objects.count(),
+        DeviceProfile.objects.count(),
+    )
 
 
 def test_it_imports_every_row_of_the_papers_tables_with_its_source(reported):
@@ -44,10 +49,13 @@ def test_it_imports_table_7_the_ablation_and_the_bnn_table(reported):
     bnn = EvaluationRun.objects.get(entry__name="ReActNet-A (Liu et al. 2020)")
     assert bnn.suite.slug == "bnn-imagenet" and bnn.suite.reported_only
     assert {s.task.key: round(s.value * 100, 1) for s in bnn.scores.all()} == {
-        "top1": 69.4, "top5": 88.6}
+        "top1": 69.4,
+        "top5": 88.6,
+    }
     # An empty top-5 in the paper stays missing rather than becoming zero.
-    assert not TaskScore.objects.filter(run__entry__name="DoReFa-Net (Zhou et al. 2016)",
-                                        task__key="top5").exists()
+    assert not TaskScore.objects.filter(
+        run__entry__name="DoReFa-Net (Zhou et al. 2016)", task__key="top5"
+    ).exists()
 
 
 def test_a_second_import_changes_nothing(reported):

@@ -62,8 +62,14 @@ def test_filters_by_size_class_provenance_and_name(client, reported):
     assert rows[0]["source"].startswith("measured: lm-eval 0.4.13")
     rows = csv_rows(client.get("/leaderboard.csv?q=mobilellm"))
     assert {r["model"] for r in rows} == {
-        "MobileLLM-125M", "MobileLLM-LS-125M", "MobileLLM-350M", "MobileLLM-LS-350M",
-        "MobileLLM-600M", "MobileLLM-1B", "MobileLLM-1.5B"}
+        "MobileLLM-125M",
+        "MobileLLM-LS-125M",
+        "MobileLLM-350M",
+        "MobileLLM-LS-350M",
+        "MobileLLM-600M",
+        "MobileLLM-1B",
+        "MobileLLM-1.5B",
+    }
 
 
 def test_the_html_page_honours_the_same_filters(client, reported):
@@ -86,20 +92,32 @@ def test_choosing_columns_limits_the_table_and_its_twins(client, reported):
 
 
 def test_csv_neutralises_cells_a_spreadsheet_would_run(client, db):
-    make_run(make_entry("=HYPERLINK(\"http://x\")", slug="formula"))
+    make_run(make_entry('=HYPERLINK("http://x")', slug="formula"))
     make_run(make_entry("@SUM(A1)", slug="at-sum"))
     response = client.get("/leaderboard.csv")
     assert response["Content-Disposition"].startswith('attachment; filename="leaderboard-20')
     names = {r["model"] for r in csv_rows(response)}
-    assert names == {"'=HYPERLINK(\"http://x\")", "'@SUM(A1)"}
+    assert names == {'\'=HYPERLINK("http://x")', "'@SUM(A1)"}
 
 
 def test_the_json_twin_has_the_documented_keys(client, reported):
     data = json.loads(body(client.get("/leaderboard.json")))
     assert set(data) >= {"generated", "suite", "filters", "columns", "count", "rows"}
     row = data["rows"][0]
-    assert set(row) >= {"model", "slug", "url", "size_class", "params", "params_label", "layers",
-                        "provenance", "source", "benchmark", "avg", "scores"}
+    assert set(row) >= {
+        "model",
+        "slug",
+        "url",
+        "size_class",
+        "params",
+        "params_label",
+        "layers",
+        "provenance",
+        "source",
+        "benchmark",
+        "avg",
+        "scores",
+    }
     assert set(row["scores"]["arc_easy"]) == {"value", "stderr", "n", "mark"}
     assert data["count"] == len(data["rows"]) == 41
 
@@ -113,8 +131,9 @@ def test_names_are_escaped_on_every_page(client, db):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-@pytest.mark.parametrize("url", ["/", "/leaderboard.csv", "/leaderboard.json",
-                                 "/charts/accuracy-vs-params.json"])
+@pytest.mark.parametrize(
+    "url", ["/", "/leaderboard.csv", "/leaderboard.json", "/charts/accuracy-vs-params.json"]
+)
 def test_the_number_of_queries_does_not_grow_with_the_number_of_models(client, db, url):
     make_many(10)
     with CaptureQueriesContext(connection) as few:
@@ -141,8 +160,11 @@ def test_the_chart_data_draws_the_pareto_front(client, reported):
     assert avgs == sorted(avgs)
     # Nothing off the front is both smaller and better than a front point.
     for p in data["points"]:
-        assert not any(q["params"] <= p["params"] and q["avg"] < p["avg"]
-                       for q in (points[s] for s in front) if q is p)
+        assert not any(
+            q["params"] <= p["params"] and q["avg"] < p["avg"]
+            for q in (points[s] for s in front)
+            if q is p
+        )
 
 
 def test_the_task_bars_come_from_json_for_the_picked_models(client, reported):
@@ -165,7 +187,8 @@ def test_the_model_page_shows_scores_provenance_and_latency(client, reported):
     assert data["latency"][0]["execute_ms"] == 15.6
     assert client.get("/models/nope/").status_code == 404
     assert json.loads(client.get("/models/nope.json").content) == {
-        "error": "no model with slug 'nope'"}
+        "error": "no model with slug 'nope'"
+    }
 
 
 def test_the_paper_view_reproduces_table_3_exactly(client, reported):
@@ -178,8 +201,11 @@ def test_the_paper_view_reproduces_table_3_exactly(client, reported):
         assert shown["scores"]["hellaswag"]["value"] == float(row["hellaswag"])
         assert shown["avg"]["value"] == float(row["avg"])
     html = body(client.get("/paper/table-3/"))
-    assert html.index("Cerebras-GPT-111M") < html.index("MobileLLM-LS-125M") < html.index(
-        "Cerebras-GPT-256M")
+    assert (
+        html.index("Cerebras-GPT-111M")
+        < html.index("MobileLLM-LS-125M")
+        < html.index("Cerebras-GPT-256M")
+    )
 
 
 def test_table_8_repeats_the_two_models_the_paper_prints_in_both_tables(client, reported):

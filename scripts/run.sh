@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Serve the site and run a Celery worker beside it; Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
+BIN=$(dirname "$PY")
+mkdir -p var/log
+
+"$BIN/celery" -A config worker --loglevel=INFO --concurrency=1 \
+    --queues="${WORKER_QUEUES:-default,eval}" --beat --schedule=var/celerybeat-schedule \
+    >var/log/worker.log 2>&1 &
+WORKER=$!
+trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM
+
+echo "Worker started (pid $WORKER, log var/log/worker.log)."
+echo "The leaderboard is at http://$HOST:$PORT/  (Ctrl-C stops the site and the worker)"
+"$BIN/gunicorn" config.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 \
+    --access-logfile - --error-logfile -
