@@ -85,11 +85,7 @@ def size_class_for(params: int | None) -> str:
 
 class RunQuerySet(models.QuerySet):
     def for_leaderboard(self, suite: Suite) -> "RunQuerySet":
-        return (
-            self.filter(suite=suite, ranked=True, status=EvaluationRun.Status.DONE)
-            .select_related("entry")
-            .order_by("entry__name", "pk")
-        )
+        return self.filter(suite=suite, ranked=True, status=EvaluationRun.Status.DONE)
 
 
 class EvaluationRun(models.Model):
@@ -135,11 +131,17 @@ class EvaluationRun(models.Model):
 
     @property
     def provenance_label(self) -> str:
-        if self.kind == self.Kind.REPORTED:
-            return f"reported: {self.citation}"
-        harness = self.provenance.get("lm_eval_version", "?")
-        device = self.provenance.get("device", "?")
-        return f"measured: lm-eval {harness}, {self.get_benchmark_display()}, 0-shot, {device}"
+        return provenance_label(self.kind, self.citation, self.benchmark, self.provenance)
+
+
+def provenance_label(kind: str, citation: str, benchmark: str, provenance: dict) -> str:
+    """One line saying where a number comes from: the paper's table, or how we measured it."""
+    if kind == EvaluationRun.Kind.REPORTED:
+        return f"reported: {citation}"
+    harness = provenance.get("lm_eval_version", "?")
+    device = provenance.get("device", "?")
+    label = EvaluationRun.Benchmark(benchmark).label
+    return f"measured: lm-eval {harness}, {label}, 0-shot, {device}"
 
 
 class TaskScore(models.Model):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db.models import F
 
-from .models import EvaluationRun, PaperRow, Suite, TaskScore
+from .models import EvaluationRun, PaperRow, Suite, TaskScore, provenance_label, size_class_for
 from .suites import format_params
 
 KIND_LABELS = {"reported": "reported", "measured": "measured"}
@@ -95,23 +95,41 @@ def load_rows(suite: Suite, tasks: list, runs=None) -> list[Row]:
     for run_id, key, value, stderr, n in score_qs:
         scores[run_id][key] = Cell(percent(value), percent(stderr), n)
     rows = []
-    for run in runs:
-        entry = run.entry
-        cells = {t.key: scores[run.pk].get(t.key, Cell(None)) for t in tasks}
+    fields = [
+        "pk",
+        "kind",
+        "citation",
+        "benchmark",
+        "avg",
+        "provenance",
+        "entry__name",
+        "entry__slug",
+        "entry__params",
+        "entry__params_label",
+        "entry__layers",
+        "entry__size_class_pin",
+    ]
+    # Plain values, not model instances: this loop runs once per row of a 10,000-row board.
+    for run in runs.values(*fields):
+        run_scores = scores[run["pk"]]
         rows.append(
             Row(
-                run_id=run.pk,
-                name=entry.name,
-                slug=entry.slug,
-                params=entry.params,
-                params_label=entry.params_label,
-                layers=entry.layers,
-                size_class=entry.size_class,
-                kind=run.kind,
-                source=run.citation if run.kind == "reported" else run.provenance_label,
-                benchmark=run.benchmark,
-                avg=Cell(percent(run.avg)),
-                cells=cells,
+                run_id=run["pk"],
+                name=run["entry__name"],
+                slug=run["entry__slug"],
+                params=run["entry__params"],
+                params_label=run["entry__params_label"],
+                layers=run["entry__layers"],
+                size_class=run["entry__size_class_pin"] or size_class_for(run["entry__params"]),
+                kind=run["kind"],
+                source=run["citation"]
+                if run["kind"] == "reported"
+                else provenance_label(
+                    run["kind"], run["citation"], run["benchmark"], run["provenance"]
+                ),
+                benchmark=run["benchmark"],
+                avg=Cell(percent(run["avg"])),
+                cells={t.key: run_scores.get(t.key) or Cell(None) for t in tasks},
             )
         )
     return rows
@@ -126,15 +144,22 @@ def mark_best(rows: list[Row], keys: list[str], by=lambda row: row.size_class) -
     for members in groups.values():
         for key in [*keys, "avg"]:
             cells = [row.avg if key == "avg" else row.cells[key] for row in members]
-            values = sorted({round(c.value, 6) for c in cells if c.value is not None}, reverse=True)
+            best, second = top_two(round(c.value, 6) for c in cells if c.value is not None)
+            marks = {best: "best", second: "second", None: ""}
             for cell in cells:
-                cell.mark = ""
-                if cell.value is None:
-                    continue
-                if values and round(cell.value, 6) == values[0]:
-                    cell.mark = "best"
-                elif len(values) > 1 and round(cell.value, 6) == values[1]:
-                    cell.mark = "second"
+                value = None if cell.value is None else round(cell.value, 6)
+                cell.mark = marks.get(value, "")
+
+
+def top_two(values) -> tuple[float | None, float | None]:
+    """The largest and the second-largest distinct value, in one pass."""
+    best = second = None
+    for value in values:
+        if best is None or value > best:
+            best, second = value, best
+        elif value != best and (second is None or value > second):
+            second = value
+    return best, second
 
 
 def size_order() -> dict[str, int]:
@@ -199,7 +224,7 @@ def paper_table(suite: Suite, table: str) -> tuple[list, list[Row]]:
     """A reported table as printed: same rows, same order, same groups, best marked per group."""
     tasks = list(suite.tasks.all())
     placed = {p.run_id: p for p in PaperRow.objects.filter(run__suite=suite, table=table)}
-    runs = EvaluationRun.objects.filter(pk__in=list(placed)).select_related("entry")
+    runs = EvaluationRun.objects.filter(pk__in=list(placed))
     rows = sorted(load_rows(suite, tasks, runs), key=lambda r: placed[r.run_id].position)
     for row in rows:
         row.group = placed[row.run_id].group

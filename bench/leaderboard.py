@@ -1,0 +1,106 @@
+"""Server time of the leaderboard and its twins at 1,000 and 10,000 models.
+
+    .venv/bin/python bench/leaderboard.py [--database-url URL] [--repeats N]
+
+Seeds a throwaway database (SQLite file under var/ by default; pass a PostgreSQL URL to
+measure that) with N models x 8 tasks, then times `/`, `/leaderboard.csv` and
+`/leaderboard.json` through Django's full request stack (middleware, views, templates,
+streaming bodies consumed), and prints median / p95 and the 10k/1k ratio of the medians
+(no worse than linear means <= 10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+URLS = ["/", "/leaderboard.csv", "/leaderboard.json"]
+
+
+def setup_django(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ["DEBUG"] = "false"
+    os.environ.setdefault("SECRET_KEY", "bench-only")
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def reset_and_seed(count: int) -> None:
+    from leaderboard.models import Entry
+
+    Entry.objects.all().delete()
+    sys.path.insert(0, str(ROOT))
+    from tests.factories import make_many
+
+    for start in range(0, count, 1000):
+        make_many(min(1000, count - start))
+
+
+def time_url(client, url: str, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        response = client.get(url, secure=True)
+        if getattr(response, "streaming", False):
+            b"".join(response.streaming_content)
+        else:
+            response.content  # noqa: B018 - the body is what we time
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    return times[1:]  # the first request warms caches
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--sizes", default="1000,10000")
+    args = parser.parse_args()
+    (ROOT / "var").mkdir(exist_ok=True)
+    setup_django(args.database_url)
+    from django.db import connection
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results: dict[int, dict[str, list[float]]] = {}
+    for size in sizes:
+        reset_and_seed(size)
+        results[size] = {url: time_url(client, url, args.repeats) for url in URLS}
+    print(f"database: {connection.vendor}; repeats: {args.repeats}; times in ms")
+    print(
+        f"{'url':<20}"
+        + "".join(f"{f'median@{s}':>14}{f'p95@{s}':>12}" for s in sizes)
+        + f"{'ratio':>8}"
+    )
+    for url in URLS:
+        line = f"{url:<20}"
+        for size in sizes:
+            line += (
+                f"{statistics.median(results[size][url]):>14.1f}{p95(results[size][url]):>12.1f}"
+            )
+        ratio = statistics.median(results[sizes[-1]][url]) / statistics.median(
+            results[sizes[0]][url]
+        )
+        print(line + f"{ratio:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
