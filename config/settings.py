@@ -60,6 +60,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 SITE_URL = os.getenv("SITE_URL", "http://127.0.0.1:8000")
+PROJECT_VERSION = "0.1.0"
 VAR_DIR = Path(os.getenv("VAR_DIR", BASE_DIR / "var"))
 
 INSTALLED_APPS = [
@@ -179,6 +180,39 @@ if REDIS_URL:
     # Above the hard limit, so a long task is not redelivered while it still runs.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "false")
+
+CELERY_TASK_ROUTES = {
+    "leaderboard.tasks.evaluate_submission": {"queue": "eval"},
+    "leaderboard.tasks.watchdog": {"queue": "default"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "watchdog": {"task": "leaderboard.tasks.watchdog", "schedule": envint("WATCHDOG_EVERY_S", 60)},
+}
+
+# Evaluation. EVAL_DATA: "hub" (the real benchmarks from the Hugging Face Hub), "sample"
+# (the project's own small sample set: demos, tests, offline) or a directory of the
+# datasets in the sample set's layout (air-gapped sites).
+EVAL_DATA = os.getenv("EVAL_DATA", "sample" if DEBUG else "hub")
+EVAL_LIMIT = envint("EVAL_LIMIT", 0) or None
+EVAL_DEVICE = os.getenv("EVAL_DEVICE", "") or None  # default: CUDA when there is one
+EVAL_DTYPE = os.getenv("EVAL_DTYPE", "float32")
+EVAL_BATCH_SIZE = envint("EVAL_BATCH_SIZE", 0) or None
+# A running submission whose heartbeat is older than this is taken to have lost its worker.
+HEARTBEAT_STALE_S = envint("HEARTBEAT_STALE_S", 300)
+# A pending submission enqueued longer ago than this is enqueued again (a lost message).
+REQUEUE_PENDING_AFTER_S = envint("REQUEUE_PENDING_AFTER_S", 600)
+MAX_ATTEMPTS = envint("MAX_ATTEMPTS", 3)
+WORK_DIR = Path(os.getenv("WORK_DIR", VAR_DIR / "work"))
+
+# Untrusted checkpoints (DESIGN §6).
+CHECKPOINT_ALLOWED_HOSTS = envlist("CHECKPOINT_ALLOWED_HOSTS")
+CHECKPOINT_MAX_BYTES = envint("CHECKPOINT_MAX_BYTES", 8 * 1024**3)
+CHECKPOINT_MAX_MEMBERS = envint("CHECKPOINT_MAX_MEMBERS", 2000)
+HF_ENDPOINT = os.getenv("HF_ENDPOINT", "https://huggingface.co")
+HF_TOKEN = os.getenv("HF_TOKEN", "") or None
+# Submissions per client address: at most N in WINDOW seconds.
+SUBMISSION_RATE_LIMIT = envint("SUBMISSION_RATE_LIMIT", 5)
+SUBMISSION_RATE_WINDOW_S = envint("SUBMISSION_RATE_WINDOW_S", 600)
 
 LOGGING = {
     "version": 1,

@@ -68,6 +68,12 @@ class Entry(models.Model):
         return reverse("leaderboard-model", args=[self.slug])
 
     @property
+    def params_display(self) -> str:
+        from .suites import format_params
+
+        return self.params_label or format_params(self.params)
+
+    @property
     def size_class(self) -> str:
         if self.size_class_pin:
             return self.size_class_pin
@@ -84,8 +90,13 @@ def size_class_for(params: int | None) -> str:
 
 
 class RunQuerySet(models.QuerySet):
-    def for_leaderboard(self, suite: Suite) -> "RunQuerySet":
-        return self.filter(suite=suite, ranked=True, status=EvaluationRun.Status.DONE)
+    def for_leaderboard(self, suite: Suite, benchmark: str = "full") -> "RunQuerySet":
+        """Finished runs ranked together: the full-benchmark table (paper and measured), or
+        the measured runs on the sample set / a subset, which are never ranked with it."""
+        done = self.filter(suite=suite, status=EvaluationRun.Status.DONE)
+        if benchmark == EvaluationRun.Benchmark.FULL:
+            return done.filter(ranked=True)
+        return done.filter(kind=EvaluationRun.Kind.MEASURED, benchmark=benchmark)
 
 
 class EvaluationRun(models.Model):
@@ -231,3 +242,111 @@ class LatencyResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entry} on {self.profile}"
+
+
+class SubmissionQuerySet(models.QuerySet):
+    def active(self) -> "SubmissionQuerySet":
+        return self.filter(status__in=Submission.ACTIVE)
+
+    def from_client(self, ip: str, since) -> "SubmissionQuerySet":
+        return self.filter(client_ip=ip, created__gte=since)
+
+
+class Submission(models.Model):
+    """A request from the web form (or `manage.py evaluate`) to evaluate one checkpoint."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        FETCHING = "fetching"
+        EVALUATING = "evaluating"
+        PROBING = "probing"
+        DONE = "done"
+        FAILED = "failed"
+        REJECTED = "rejected"
+        CANCELLED = "cancelled"
+
+    RUNNING = [Status.FETCHING, Status.EVALUATING, Status.PROBING]
+    ACTIVE = [Status.PENDING, *RUNNING]
+    ENDED = [Status.DONE, Status.FAILED, Status.REJECTED, Status.CANCELLED]
+
+    url = models.CharField(max_length=2000)
+    source_kind = models.CharField(max_length=10)  # "hub" or "archive"
+    repo_id = models.CharField(max_length=200, blank=True)
+    revision = models.CharField(max_length=200, blank=True)
+    commit = models.CharField(max_length=64, blank=True)
+    # hub:<repo>@<commit> or url:<url>: the same checkpoint twice maps to the same key.
+    checkpoint_key = models.CharField(max_length=2100)
+    name = models.CharField(max_length=100)
+    notes = models.TextField(blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    # Lets the submitter (who holds it in their session) cancel without an account.
+    secret = models.CharField(max_length=64)
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    data = models.CharField(max_length=500, default="sample")
+    limit = models.PositiveIntegerField(null=True, blank=True)
+    tasks = models.JSONField(default=list)
+    task_index = models.PositiveSmallIntegerField(default=0)
+    task_name = models.CharField(max_length=64, blank=True)
+    task_fraction = models.FloatField(default=0)
+    error = models.TextField(blank=True)
+    log_tail = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+
+    entry = models.ForeignKey(
+        Entry, models.SET_NULL, null=True, blank=True, related_name="submissions"
+    )
+    run = models.ForeignKey(
+        EvaluationRun, models.SET_NULL, null=True, blank=True, related_name="submissions"
+    )
+    duplicate_of = models.ForeignKey("self", models.SET_NULL, null=True, blank=True)
+
+    # Latency profiles whose probe is still to come after the evaluation.
+    probes_pending = models.JSONField(default=list, blank=True)
+
+    created = models.DateTimeField(auto_now_add=True)
+    enqueued = models.DateTimeField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    objects = SubmissionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            # One live evaluation per checkpoint: twenty identical submissions at once
+            # cannot all insert; the losers link to the winner.
+            models.UniqueConstraint(
+                fields=["checkpoint_key"],
+                condition=models.Q(status__in=["pending", "fetching", "evaluating", "probing"]),
+                name="submission_one_active_per_checkpoint",
+            )
+        ]
+        indexes = [
+            # The watchdog's scan for running submissions with a stale heartbeat.
+            models.Index(fields=["status", "heartbeat"], name="submission_status_heartbeat"),
+            # Rate limiting: recent submissions of one client.
+            models.Index(fields=["client_ip", "created"], name="submission_client_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("leaderboard-submission", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def progress(self) -> float:
+        """Overall fraction done: tasks finished plus the fraction of the current one."""
+        if self.status == self.Status.DONE:
+            return 1.0
+        count = len(self.tasks) or 1
+        if self.status in (self.Status.PENDING, self.Status.FETCHING):
+            return 0.0
+        return min(1.0, (self.task_index + self.task_fraction) / count)

@@ -54,6 +54,7 @@ class Filters:
     kinds: list[str] = field(default_factory=list)
     sort: str = ""
     cols: list[str] = field(default_factory=list)
+    benchmark: str = "full"
 
     @classmethod
     def from_query(cls, query, task_keys: list[str]) -> Filters:
@@ -66,8 +67,16 @@ class Filters:
         sort = query.get("sort", "")
         if sort.lstrip("-") not in {"name", "params", "layers", "avg", "size", *task_keys}:
             sort = ""
+        benchmark = query.get("benchmark", "full")
+        if benchmark not in EvaluationRun.Benchmark.values:
+            benchmark = "full"
         return cls(
-            q=query.get("q", "").strip()[:100], sizes=sizes, kinds=kinds, sort=sort, cols=cols
+            q=query.get("q", "").strip()[:100],
+            sizes=sizes,
+            kinds=kinds,
+            sort=sort,
+            cols=cols,
+            benchmark=benchmark,
         )
 
     def as_dict(self) -> dict:
@@ -77,6 +86,7 @@ class Filters:
             "provenance": self.kinds,
             "sort": self.sort,
             "cols": self.cols,
+            "benchmark": self.benchmark,
         }
 
 
@@ -84,10 +94,8 @@ def percent(value: float | None) -> float | None:
     return None if value is None else value * 100
 
 
-def load_rows(suite: Suite, tasks: list, runs=None) -> list[Row]:
-    """Rows of every ranked, finished run of the suite, or of the given runs queryset."""
-    if runs is None:
-        runs = EvaluationRun.objects.for_leaderboard(suite)
+def load_rows(suite: Suite, tasks: list, runs) -> list[Row]:
+    """Rows of the given runs queryset with their headline scores, in two queries."""
     scores = defaultdict(dict)
     score_qs = TaskScore.objects.filter(
         run__in=runs.values("pk"), metric=F("task__headline_metric")
@@ -197,7 +205,8 @@ def sort_rows(rows: list[Row], sort: str) -> list[Row]:
 
 def leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
     tasks = list(suite.tasks.all())
-    rows = load_rows(suite, tasks)
+    runs = EvaluationRun.objects.for_leaderboard(suite, filters.benchmark)
+    rows = load_rows(suite, tasks, runs)
     if filters.kinds:
         rows = [r for r in rows if r.kind in filters.kinds]
     mark_best(rows, [t.key for t in tasks])

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import submissions, views
 
 urlpatterns = [
     path("", views.index, name="leaderboard-index"),
@@ -17,4 +17,16 @@ urlpatterns = [
     path("paper/<slug:table_slug>.csv", views.paper_csv, name="leaderboard-paper-csv"),
     path("paper/<slug:table_slug>.json", views.paper_json, name="leaderboard-paper-json"),
     path("latency/", views.latency, name="leaderboard-latency"),
+    path("submit/", submissions.submit, name="leaderboard-submit"),
+    path("submissions/<int:pk>/", submissions.submission_detail, name="leaderboard-submission"),
+    path(
+        "submissions/<int:pk>.json", submissions.submission_json, name="leaderboard-submission-json"
+    ),
+    path(
+        "submissions/<int:pk>/cancel/",
+        submissions.submission_cancel,
+        name="leaderboard-submission-cancel",
+    ),
+    path("queue/", submissions.queue, name="leaderboard-queue"),
+    path("queue.json", submissions.queue_json, name="leaderboard-queue-json"),
 ]

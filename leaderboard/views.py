@@ -39,7 +39,18 @@ def index(request):
     ]
     for row in page:
         row.shown = [row.cells[t.key] for t in shown]
+    unranked = []
+    if filters.benchmark == "full":
+        # Sample-set and subset runs are shown, never ranked beside full-benchmark runs.
+        runs = tables.EvaluationRun.objects.for_leaderboard(suite, "sample") | (
+            tables.EvaluationRun.objects.for_leaderboard(suite, "limited")
+        )
+        unranked = tables.load_rows(suite, shown, runs.order_by("-created")[:20])
+        for row in unranked:
+            row.shown = [row.cells[t.key] for t in shown]
     ctx = {
+        "unranked": unranked,
+        "benchmarks": tables.EvaluationRun.Benchmark.choices,
         "suite": suite,
         "filters": filters,
         "headers": headers,

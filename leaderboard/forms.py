@@ -1,0 +1,59 @@
+import unicodedata
+
+from django import forms
+
+from evaluator import checkpoint
+
+
+def _clean_text(value: str, field: str, max_length: int) -> str:
+    value = unicodedata.normalize("NFC", value).strip()
+    if any(
+        unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") and ch not in "\n\t" for ch in value
+    ):
+        raise forms.ValidationError(f"the {field} contains control or invisible characters")
+    if len(value) > max_length:
+        raise forms.ValidationError(f"the {field} is longer than {max_length} characters")
+    return value
+
+
+class SubmissionForm(forms.Form):
+    url = forms.CharField(
+        label="Checkpoint",
+        max_length=2000,
+        help_text="A Hugging Face repo (org/name, org/name@revision, or its https URL), or an "
+        "https URL of a .tar.gz, .tgz, .tar or .zip archive of a Hugging Face model directory "
+        "(config.json, safetensors weights, tokenizer files).",
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "org/name or https://…/model.tar.gz",
+                "autocomplete": "off",
+                "size": 70,
+            }
+        ),
+    )
+    name = forms.CharField(
+        label="Display name", max_length=100, widget=forms.TextInput(attrs={"size": 40})
+    )
+    notes = forms.CharField(
+        label="Notes (optional)",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
+    )
+
+    def clean_url(self) -> str:
+        text = self.cleaned_data["url"].strip()
+        try:
+            self.source = checkpoint.parse_source(text)
+        except checkpoint.CheckpointError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return text
+
+    def clean_name(self) -> str:
+        name = _clean_text(self.cleaned_data["name"], "name", 100)
+        if not name:
+            raise forms.ValidationError("give the model a display name")
+        return name
+
+    def clean_notes(self) -> str:
+        return _clean_text(self.cleaned_data["notes"], "notes", 2000)

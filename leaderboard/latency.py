@@ -1,0 +1,140 @@
+"""Latency probes of evaluated models on device profiles (DESIGN §5).
+
+A probe runs on the worker of the profile's own queue (`latency.<profile>`), which may be
+another machine: it fetches the checkpoint itself, through the same checks as evaluation,
+and refuses it if the content differs from what was evaluated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from evaluator import checkpoint
+from evaluator import latency as probe
+
+from . import pipeline
+from .models import DeviceProfile, Entry, EvaluationRun, LatencyResult, Submission
+
+log = logging.getLogger(__name__)
+S = Submission.Status
+DEFAULT_PROFILE = "local-cpu"
+
+
+def settings_for(profile: DeviceProfile) -> probe.ProbeSettings:
+    return probe.ProbeSettings(
+        threads=profile.threads or os.cpu_count() or 1,
+        dtype=profile.dtype,
+        runtime=profile.runtime,
+    )
+
+
+def bandwidth(profile: DeviceProfile) -> float:
+    """Memory bandwidth of this machine, measured once per profile and kept."""
+    if profile.bandwidth_gb_s is None:
+        profile.bandwidth_gb_s = probe.measure_bandwidth(threads=settings_for(profile).threads)
+        DeviceProfile.objects.filter(pk=profile.pk).update(bandwidth_gb_s=profile.bandwidth_gb_s)
+    return profile.bandwidth_gb_s
+
+
+def source_submission(entry: Entry, submission_id: int | None) -> Submission:
+    subs = Submission.objects.filter(entry=entry, run__isnull=False)
+    if submission_id:
+        subs = subs.filter(pk=submission_id)
+    sub = subs.order_by("-created").first()
+    if sub is None:
+        raise checkpoint.CheckpointError(f"{entry.name} has no evaluated checkpoint to probe")
+    return sub
+
+
+def fetch_for_probe(entry: Entry, sub: Submission, workdir: Path) -> Path:
+    source = replace(checkpoint.parse_source(sub.url), commit=sub.commit)
+    fetched = checkpoint.fetch(
+        source,
+        workdir / "model",
+        hub_endpoint=settings.HF_ENDPOINT,
+        allowed_hosts=settings.CHECKPOINT_ALLOWED_HOSTS,
+        limits=pipeline.limits(),
+        token=settings.HF_TOKEN,
+    )
+    if entry.content_sha256 and fetched.sha256 != entry.content_sha256:
+        raise checkpoint.CheckpointError(
+            "the checkpoint changed since it was evaluated (content hash differs); submit it again"
+        )
+    return fetched.path
+
+
+def run_probe(entry_id: int, profile_slug: str, submission_id: int | None = None) -> str:
+    entry = Entry.objects.get(pk=entry_id)
+    profile = DeviceProfile.objects.get(slug=profile_slug)
+    workdir = Path(settings.WORK_DIR) / f"probe-{entry_id}-{profile_slug}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    error = ""
+    try:
+        sub = source_submission(entry, submission_id)
+        model_dir = fetch_for_probe(entry, sub, workdir)
+        probe_settings = settings_for(profile)
+        result = probe.probe(model_dir, probe_settings, bandwidth_gb_s=bandwidth(profile))
+        store(entry, profile, result, probe_settings.prompt_tokens)
+    except (probe.ProbeError, checkpoint.CheckpointError, OSError, ValueError) as exc:
+        error = f"latency probe on {profile.name} failed: {exc}"[:2000]
+        log.warning("%s (entry %s)", error, entry_id)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if submission_id:
+        finish_probe(submission_id, profile_slug, error)
+    return error or "ok"
+
+
+def store(
+    entry: Entry, profile: DeviceProfile, result: probe.ProbeResult, prompt_tokens: int
+) -> LatencyResult:
+    fields = {
+        "citation": "measured by this site",
+        "load_ms": result.load_ms,
+        "init_ms": result.init_ms,
+        "execute_ms": result.decode_ms_p50,
+        "first_forward_ms": result.first_forward_ms,
+        "prefill_ms": result.prefill_ms,
+        "prefill_tokens": prompt_tokens,
+        "decode_ms_p50": result.decode_ms_p50,
+        "decode_ms_p90": result.decode_ms_p90,
+        "decode_tok_s": result.decode_tok_s,
+        "peak_rss_mb": result.peak_rss_mb,
+        "file_size_mb": result.file_size_mb,
+        "roofline_frac": result.roofline_frac,
+        "samples": result.samples,
+        "environment": {
+            **result.environment,
+            "bandwidth_gb_s": result.bandwidth_gb_s,
+            "bytes_per_token": result.bytes_per_token,
+        },
+        "layers_label": str(entry.layers or ""),
+    }
+    # One current measurement per model and profile: a re-probe replaces it.
+    obj, _ = LatencyResult.objects.update_or_create(
+        entry=entry, profile=profile, kind=EvaluationRun.Kind.MEASURED, defaults=fields
+    )
+    return obj
+
+
+def finish_probe(submission_id: int, profile_slug: str, error: str = "") -> None:
+    with transaction.atomic():
+        sub = Submission.objects.select_for_update().get(pk=submission_id)
+        if sub.status != S.PROBING or profile_slug not in sub.probes_pending:
+            return
+        sub.probes_pending = [p for p in sub.probes_pending if p != profile_slug]
+        sub.heartbeat = timezone.now()
+        if error:
+            sub.error = "\n".join(filter(None, [sub.error, error]))
+        if not sub.probes_pending:
+            sub.status = S.DONE
+            sub.finished = timezone.now()
+        sub.save(update_fields=["probes_pending", "heartbeat", "error", "status", "finished"])

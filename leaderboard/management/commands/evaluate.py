@@ -1,0 +1,66 @@
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from evaluator import checkpoint, harness
+from leaderboard import pipeline
+from leaderboard.models import Submission
+
+
+class Command(BaseCommand):
+    help = (
+        "Evaluate a checkpoint in the foreground (the same pipeline as the web form), store "
+        "the results and print the model's page URL."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("url", help="org/name[@revision], a Hub URL, or an archive URL")
+        parser.add_argument("--name", help="display name (default: from the URL)")
+        parser.add_argument("--notes", default="")
+        parser.add_argument("--tasks", nargs="+", choices=harness.TASKS, default=harness.TASKS)
+        parser.add_argument(
+            "--data", default=None, help="sample, hub, or a directory (default: EVAL_DATA setting)"
+        )
+        parser.add_argument("--limit", type=int, default=None, help="items per task")
+
+    def handle(self, *args, url, name, notes, tasks, data, limit, **options):
+        try:
+            source = pipeline.resolve_source(url)
+        except checkpoint.CheckpointError as exc:
+            raise CommandError(str(exc)) from exc
+        name = name or (source.repo_id or url.rstrip("/").rsplit("/", 1)[-1])[:100]
+        sub, created = pipeline.create_submission(
+            source,
+            url,
+            name,
+            notes,
+            data=data or settings.EVAL_DATA,
+            limit=limit,
+            enqueue=False,
+            tasks=tasks,
+        )
+        if not created:
+            self.stdout.write(f"Already submitted as #{sub.pk} ({sub.status}).")
+        else:
+            status = pipeline.run(sub.pk, progress=self._bar)
+            sys.stderr.write("\n")
+            sub.refresh_from_db()
+            if status not in (Submission.Status.DONE, Submission.Status.PROBING):
+                raise CommandError(f"submission #{sub.pk} {status}: {sub.error}")
+            if status == Submission.Status.PROBING:
+                self.stdout.write(
+                    "Evaluation stored; latency probes are queued for the latency workers."
+                )
+        if sub.entry_id:
+            self.stdout.write(f"{settings.SITE_URL.rstrip('/')}{sub.entry.get_absolute_url()}")
+
+    def _bar(self, index: int, count: int, task: str, fraction: float) -> None:
+        done = (index + fraction) / max(count, 1)
+        width = 30
+        filled = int(done * width)
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done:6.1%} "
+            f"{task:<14} ({index + 1}/{count})"
+        )
+        sys.stderr.flush()

@@ -1,0 +1,169 @@
+"""Views of submissions: the form, a submission's live page, the queue, cancel."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from evaluator import checkpoint
+
+from . import exports, pipeline
+from .demo import demo_url
+from .forms import SubmissionForm
+from .models import Submission
+
+SESSION_KEY = "my_submissions"
+
+
+def client_ip(request) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def rate_limited(ip: str) -> str:
+    window = settings.SUBMISSION_RATE_WINDOW_S
+    recent = Submission.objects.from_client(ip, timezone.now() - timedelta(seconds=window))
+    if recent.count() >= settings.SUBMISSION_RATE_LIMIT:
+        return (
+            f"Too many submissions from your address: at most "
+            f"{settings.SUBMISSION_RATE_LIMIT} every {window // 60} minutes. "
+            "Try again later."
+        )
+    return ""
+
+
+def submit(request):
+    form = SubmissionForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        limited = rate_limited(client_ip(request))
+        if limited:
+            form.add_error(None, limited)
+            status = 429
+        elif form.is_valid():
+            try:
+                source = pipeline.resolve_source(form.cleaned_data["url"])
+            except checkpoint.CheckpointError as exc:
+                form.add_error("url", str(exc))
+                status = 400
+            else:
+                sub, created = pipeline.create_submission(
+                    source,
+                    form.cleaned_data["url"],
+                    form.cleaned_data["name"],
+                    form.cleaned_data["notes"],
+                    client_ip=client_ip(request),
+                )
+                if created:
+                    mine = request.session.get(SESSION_KEY, {})
+                    mine[str(sub.pk)] = sub.secret
+                    request.session[SESSION_KEY] = mine
+                else:
+                    messages.info(
+                        request,
+                        "This checkpoint was already submitted: here is "
+                        "its evaluation instead of a second one.",
+                    )
+                return redirect(sub)
+        else:
+            status = 400
+    return render(
+        request,
+        "leaderboard/submit.html",
+        {"form": form, "demo_url": demo_url(request)},
+        status=status,
+    )
+
+
+def owns(request, sub: Submission) -> bool:
+    secret = request.session.get(SESSION_KEY, {}).get(str(sub.pk))
+    return (bool(secret) and secret == sub.secret) or request.user.is_staff
+
+
+def submission_json_data(sub: Submission) -> dict:
+    now = timezone.now()
+    elapsed = ((sub.finished or now) - sub.started).total_seconds() if sub.started else None
+    progress = sub.progress
+    eta = None
+    if sub.status == Submission.Status.EVALUATING and elapsed and progress > 0.02:
+        eta = round(elapsed * (1 - progress) / progress)
+    return {
+        "id": sub.pk,
+        "name": sub.name,
+        "url": sub.url,
+        "commit": sub.commit or None,
+        "status": sub.status,
+        "active": sub.is_active,
+        "task_index": sub.task_index,
+        "task_count": len(sub.tasks),
+        "task": sub.task_name or None,
+        "task_fraction": round(sub.task_fraction, 4),
+        "progress": round(progress, 4),
+        "elapsed_s": None if elapsed is None else round(elapsed),
+        "eta_s": eta,
+        "error": sub.error or None,
+        "log_tail": sub.log_tail or None,
+        "probes_pending": sub.probes_pending,
+        "data": sub.data,
+        "limit": sub.limit,
+        "created": sub.created.isoformat(timespec="seconds"),
+        "finished": sub.finished.isoformat(timespec="seconds") if sub.finished else None,
+        "model_url": sub.entry.get_absolute_url() if sub.entry_id else None,
+        "page": sub.get_absolute_url(),
+    }
+
+
+def submission_detail(request, pk):
+    sub = get_object_or_404(Submission.objects.select_related("entry", "duplicate_of"), pk=pk)
+    return render(
+        request,
+        "leaderboard/submission.html",
+        {
+            "sub": sub,
+            "data": submission_json_data(sub),
+            "can_cancel": owns(request, sub) and sub.is_active,
+        },
+    )
+
+
+def submission_json(request, pk):
+    sub = Submission.objects.select_related("entry").filter(pk=pk).first()
+    if sub is None:
+        return exports.json_error(f"no submission #{pk}", status=404)
+    return JsonResponse(submission_json_data(sub))
+
+
+@require_POST
+def submission_cancel(request, pk):
+    sub = get_object_or_404(Submission, pk=pk)
+    if not owns(request, sub):
+        messages.error(request, "Only the submitter can cancel this submission.")
+    elif pipeline.cancel(sub.pk):
+        messages.info(request, "Cancelled. A running evaluation stops within seconds.")
+    else:
+        messages.info(request, f"Nothing to cancel: the submission is {sub.status}.")
+    return redirect(sub)
+
+
+def queue(request):
+    subs = Submission.objects.select_related("entry")
+    status = request.GET.get("status", "")
+    if status in Submission.Status.values:
+        subs = subs.filter(status=status)
+    page = Paginator(subs, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "leaderboard/queue.html",
+        {"page": page, "statuses": Submission.Status.values, "status": status},
+    )
+
+
+def queue_json(request):
+    subs = Submission.objects.select_related("entry")[:500]
+    return exports.stream_json(
+        {"count": len(subs)}, "submissions", (submission_json_data(s) for s in subs)
+    )
