@@ -1,0 +1,250 @@
+"""The submission form, duplicates, rate limit, cancel, and the pipeline's refusals, with
+task functions called directly (the worker wiring is tested in test_submission_worker)."""
+
+import io
+import json
+import tarfile
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from evaluator import checkpoint
+from leaderboard import pipeline, tasks
+from leaderboard.models import Entry, EvaluationRun, Submission, TaskScore
+
+
+@pytest.fixture
+def site(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.WORK_DIR = tmp_path / "work"
+    settings.CHECKPOINT_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.EVAL_DATA = "sample"
+    return settings
+
+
+def post(client, url, name="A model", notes=""):
+    return client.post("/submit/", {"url": url, "name": name, "notes": notes})
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://example.com/model.tar.gz", "only http(s)"),
+        ("file:///etc/passwd", "only http(s)"),
+        ("javascript:alert(1)", "only http(s)"),
+        ("not a url", "ASCII without spaces"),
+        ("https://example.com/model.exe", ".tar.gz, .tgz, .tar or .zip"),
+        ("https://user:pw@example.com/m.tar.gz", "remove the user name and password"),
+        ("https://169.254.169.254/latest/m.tar.gz", "169.254.169.254"),
+        ("https://10.0.0.1/m.tar.gz", "10.0.0.1"),
+        ("https://[::1]/m.tar.gz", "::1"),
+        ("https://localhost/m.tar.gz", "localhost"),
+        ("https://224.0.0.1/m.tar.gz", "224.0.0.1"),
+    ],
+)
+def test_it_refuses_bad_or_private_urls_inline_and_stores_nothing(client, db, url, message):
+    response = post(client, url)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="error-url"' in html
+    assert message.replace("'", "&#x27;") in html or message in html
+    assert not Submission.objects.exists()
+
+
+def test_http_is_refused_for_hosts_that_are_not_allow_listed(client, db, settings):
+    settings.CHECKPOINT_ALLOWED_HOSTS = []
+    response = post(client, "http://127.0.0.1:9/model.tar.gz")
+    assert response.status_code == 400
+    assert not Submission.objects.exists()
+
+
+def test_name_and_notes_are_checked(client, db, site):
+    response = post(client, "https://127.0.0.1/m.tar.gz", name="   ")
+    assert 'id="error-name"' in response.content.decode()
+    response = post(client, "https://127.0.0.1/m.tar.gz", name="bad\u202ename")
+    assert "control or invisible characters" in response.content.decode()
+    response = post(client, "https://127.0.0.1/m.tar.gz", notes="x" * 2001)
+    assert 'id="error-notes"' in response.content.decode()
+    assert not Submission.objects.exists()
+
+
+def test_a_valid_submission_is_queued_and_the_submitter_lands_on_its_page(client, db, site):
+    response = post(client, "https://127.0.0.1/m.tar.gz", name="<b>bold</b>", notes="<i>x</i>")
+    sub = Submission.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/submissions/{sub.pk}/"
+    assert (sub.status, sub.source_kind, sub.data) == ("pending", "archive", "sample")
+    page = client.get(response["Location"]).content.decode()
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold</b>" not in page
+    assert 'id="cancel"' in page  # the submitter may cancel
+    data = json.loads(client.get(f"/submissions/{sub.pk}.json").content)
+    assert data["status"] == "pending" and data["task_count"] == 8
+
+
+def test_the_same_checkpoint_twice_links_to_the_first_submission(client, db, site):
+    post(client, "https://127.0.0.1/m.tar.gz")
+    first = Submission.objects.get()
+    response = post(client, "https://127.0.0.1/m.tar.gz", name="Again")
+    assert response["Location"] == f"/submissions/{first.pk}/"
+    assert Submission.objects.count() == 1
+
+
+def test_submissions_are_rate_limited_per_client(client, db, site):
+    site.SUBMISSION_RATE_LIMIT = 2
+    for i in range(2):
+        assert post(client, f"https://127.0.0.1/m{i}.tar.gz").status_code == 302
+    response = post(client, "https://127.0.0.1/m9.tar.gz")
+    assert response.status_code == 429
+    assert "Too many submissions" in response.content.decode()
+    assert Submission.objects.count() == 2
+
+
+def test_only_the_submitter_can_cancel(client, db, site):
+    post(client, "https://127.0.0.1/m.tar.gz")
+    sub = Submission.objects.get()
+    from django.test import Client
+
+    stranger = Client()
+    stranger.post(f"/submissions/{sub.pk}/cancel/")
+    assert Submission.objects.get().status == "pending"
+    client.post(f"/submissions/{sub.pk}/cancel/")
+    assert Submission.objects.get().status == "cancelled"
+    # A cancelled submission is never claimed by a worker.
+    assert pipeline.run(sub.pk) == "cancelled"
+
+
+def test_the_queue_lists_submissions(client, db, site):
+    post(client, "https://127.0.0.1/m.tar.gz", name="Queued one")
+    assert "Queued one" in client.get("/queue/").content.decode()
+    data = json.loads(b"".join(client.get("/queue.json").streaming_content))
+    assert data["count"] == 1 and data["submissions"][0]["status"] == "pending"
+
+
+def archive(root, name: str, members: dict[str, bytes]) -> str:
+    with tarfile.open(root / name, "w:gz") as tar:
+        for path, data in members.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return name
+
+
+def submission_for(url: str) -> Submission:
+    source = pipeline.resolve_source(url)
+    sub, created = pipeline.create_submission(source, url, "Hostile", enqueue=False)
+    assert created
+    return sub
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({"model/../../evil.txt": b"x", "model/config.json": b"{}"}, ".."),
+        ({"/etc/evil": b"x"}, "absolute"),
+        (
+            {"model/config.json": b'{"model_type": "llama"}', "model/pytorch_model.bin": b"x"},
+            "pickle weights are refused",
+        ),
+    ],
+)
+def test_the_worker_rejects_hostile_archives_with_a_clear_message(
+    db, site, served, members, message
+):
+    name = archive(served.root, f"hostile-{abs(hash(message))}.tar.gz", members)
+    sub = submission_for(f"{served.url}/{name}")
+    assert pipeline.run(sub.pk) == "rejected"
+    sub.refresh_from_db()
+    assert message in sub.error
+    assert not Entry.objects.exists() and not EvaluationRun.objects.exists()
+    assert not any(site.WORK_DIR.glob("**/evil*"))
+
+
+def test_a_missing_file_is_rejected_not_retried(db, site, served):
+    sub = submission_for(f"{served.url}/nothing-here.tar.gz")
+    assert pipeline.run(sub.pk) == "rejected"
+    assert "404" in Submission.objects.get().error
+
+
+def test_scores_are_stored_once_even_if_store_runs_twice(db, site, served):
+    from evaluator.harness import EvalResult, TaskResult
+
+    sub = submission_for(f"{served.url}/tiny.tar.gz")
+    entry = Entry.objects.create(name="x", slug="x")
+    result = EvalResult(
+        tasks=[
+            TaskResult(task=t, version=1, metrics={"acc": (0.5, 0.1)}, n=40, samples=[])
+            for t in ("arc_easy", "boolq")
+        ],
+        provenance={"benchmark": "sample", "versions": {"lm_eval": "0.4.13"}},
+    )
+    first = pipeline.store(sub, entry, result)
+    second = pipeline.store(Submission.objects.get(pk=sub.pk), entry, result)
+    assert first.pk == second.pk
+    assert TaskScore.objects.count() == 2 and EvaluationRun.objects.count() == 1
+
+
+def test_the_watchdog_requeues_a_submission_whose_worker_died(db, site):
+    sub = submission_for("https://127.0.0.1/m.tar.gz")
+    stale = timezone.now() - timedelta(seconds=site.HEARTBEAT_STALE_S + 5)
+    Submission.objects.filter(pk=sub.pk).update(status="evaluating", heartbeat=stale, attempts=1)
+    assert tasks.watchdog()["requeued"] == 1
+    assert Submission.objects.get().status == "pending"
+    Submission.objects.filter(pk=sub.pk).update(
+        status="evaluating", heartbeat=stale, attempts=site.MAX_ATTEMPTS
+    )
+    assert tasks.watchdog()["failed"] == 1
+    sub.refresh_from_db()
+    assert sub.status == "failed" and "stopped responding" in sub.error
+
+
+def test_a_hub_revision_is_pinned_to_its_commit_at_submission(client, db, site, served):
+    """A fake Hub on 127.0.0.1 answers the revision API; the commit is what runs."""
+    import functools
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    commit = "a" * 40
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.startswith("/api/models/org/tiny/revision/"):
+                payload = json.dumps(
+                    {
+                        "sha": commit,
+                        "siblings": [
+                            {"rfilename": "config.json", "size": 10},
+                            {"rfilename": "model.safetensors", "size": 10},
+                        ],
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            else:
+                self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Hub))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        site.HF_ENDPOINT = f"http://127.0.0.1:{server.server_address[1]}"
+        response = post(client, "org/tiny")
+        assert response.status_code == 302, response.content.decode()[-2000:]
+        sub = Submission.objects.get()
+        assert (sub.repo_id, sub.revision, sub.commit) == ("org/tiny", "main", commit)
+        assert sub.checkpoint_key == f"hub:org/tiny@{commit}"
+        # The same repo at the same commit, however it is written, is one submission.
+        again = post(client, f"https://huggingface.co/org/tiny/tree/{commit}")
+        assert again["Location"] == f"/submissions/{sub.pk}/"
+        assert Submission.objects.count() == 1
+    finally:
+        server.shutdown()
+
+
+def test_checkpoint_errors_name_what_to_fix():
+    with pytest.raises(checkpoint.CheckpointError, match="org/name"):
+        checkpoint.parse_source("justaword")
