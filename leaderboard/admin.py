@@ -6,6 +6,7 @@ from .models import (
     EvaluationRun,
     LatencyResult,
     PaperRow,
+    Submission,
     Suite,
     Task,
     TaskScore,
@@ -34,6 +35,23 @@ class EntryAdmin(admin.ModelAdmin):
     list_display = ["name", "params_label", "params", "layers", "size_class_pin", "created"]
     search_fields = ["name", "slug", "source_url"]
     prepopulated_fields = {"slug": ["name"]}
+    actions = ["reprobe"]
+
+    @admin.action(description="Re-probe latency on every active device profile")
+    def reprobe(self, request, queryset):
+        from .tasks import probe_latency
+
+        profiles = list(DeviceProfile.objects.filter(active=True, reported=False))
+        count = 0
+        for entry in queryset.filter(submissions__run__isnull=False).distinct():
+            for profile in profiles:
+                probe_latency.apply_async((entry.pk, profile.slug), queue=profile.queue)
+                count += 1
+        self.message_user(
+            request,
+            f"Queued {count} latency probes on "
+            f"{', '.join(p.slug for p in profiles) or 'no profile'}.",
+        )
 
 
 class TaskScoreInline(admin.TabularInline):
@@ -72,7 +90,25 @@ class PaperRowAdmin(admin.ModelAdmin):
 
 @admin.register(DeviceProfile)
 class DeviceProfileAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "device_class", "runtime", "dtype", "threads", "active"]
+    list_display = [
+        "slug",
+        "name",
+        "device_class",
+        "runtime",
+        "dtype",
+        "threads",
+        "active",
+        "reported",
+        "bandwidth_gb_s",
+    ]
+
+
+@admin.register(Submission)
+class SubmissionAdmin(admin.ModelAdmin):
+    list_display = ["pk", "name", "status", "source_kind", "data", "attempts", "created"]
+    list_filter = ["status", "source_kind", "data"]
+    search_fields = ["name", "url", "checkpoint_key"]
+    raw_id_fields = ["entry", "run", "duplicate_of"]
 
 
 @admin.register(LatencyResult)

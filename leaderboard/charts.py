@@ -5,17 +5,18 @@ from __future__ import annotations
 from .tables import Row
 
 
-def pareto_front(points: list[dict], x: str, y: str, lower_x_is_better: bool = True) -> list[dict]:
-    """Points not beaten by another point with smaller (or equal) x and higher y."""
+def pareto_front(points: list[dict], x: str, y: str) -> list[int]:
+    """Indices of the points no other point beats with a smaller (or equal) x and a higher y,
+    in order of increasing x."""
     ordered = sorted(
-        (p for p in points if p.get(x) is not None and p.get(y) is not None),
-        key=lambda p: (p[x] if lower_x_is_better else -p[x], -p[y]),
+        (i for i, p in enumerate(points) if p.get(x) is not None and p.get(y) is not None),
+        key=lambda i: (points[i][x], -points[i][y]),
     )
     front, best = [], float("-inf")
-    for point in ordered:
-        if point[y] > best:
-            front.append(point)
-            best = point[y]
+    for i in ordered:
+        if points[i][y] > best:
+            front.append(i)
+            best = points[i][y]
     return front
 
 
@@ -37,7 +38,7 @@ def accuracy_vs_params(rows: list[Row]) -> dict:
         "x": "params",
         "y": "avg",
         "points": points,
-        "pareto": [p["slug"] for p in pareto_front(points, "params", "avg")],
+        "pareto": pareto_front(points, "params", "avg"),
     }
 
 
@@ -59,3 +60,14 @@ def task_bars(rows: list[Row], tasks: list) -> dict:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
+
+
+def accuracy_vs_latency(points: list[dict]) -> dict:
+    """points: name, slug, execute_ms, avg, peak_rss_mb, benchmark, source."""
+    return {
+        "x": "execute_ms",
+        "y": "avg",
+        "size": "peak_rss_mb",
+        "points": points,
+        "pareto": pareto_front(points, "execute_ms", "avg"),
+    }

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from django.http import JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 
-from .tables import Cell, Row
+from .tables import LATENCY_FIELDS, Cell, Row
 
 # A spreadsheet runs a cell starting with one of these as a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -29,7 +29,7 @@ def _number(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def row_csv_header(tasks: list) -> list[str]:
+def row_csv_header(tasks: list, latency: bool = False) -> list[str]:
     header = [
         "model",
         "slug",
@@ -44,10 +44,12 @@ def row_csv_header(tasks: list) -> list[str]:
     ]
     for task in tasks:
         header += [task.key, f"{task.key}_stderr"]
+    if latency:
+        header += ["profile", *LATENCY_FIELDS]
     return header
 
 
-def row_csv_values(row: Row, tasks: list) -> list:
+def row_csv_values(row: Row, tasks: list, profile: str = "") -> list:
     values = [
         row.name,
         row.slug,
@@ -63,6 +65,8 @@ def row_csv_values(row: Row, tasks: list) -> list:
     for task in tasks:
         cell = row.cells[task.key]
         values += [_number(cell.value), _number(cell.stderr)]
+    if profile:
+        values += [profile, *[_number((row.latency or {}).get(f), 3) for f in LATENCY_FIELDS]]
     return [neutralise(v) for v in values]
 
 
@@ -92,6 +96,8 @@ def row_json(row: Row, tasks: list) -> dict:
     }
     if row.group:
         data["group"] = row.group
+    if row.latency is not None:
+        data["latency"] = {f: _number(row.latency.get(f), 3) for f in LATENCY_FIELDS}
     return data
 
 

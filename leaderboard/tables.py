@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db.models import F
 
-from .models import EvaluationRun, PaperRow, Suite, TaskScore, provenance_label, size_class_for
+from .models import (
+    DeviceProfile,
+    EvaluationRun,
+    LatencyResult,
+    PaperRow,
+    Suite,
+    TaskScore,
+    provenance_label,
+    size_class_for,
+)
 from .suites import format_params
 
 KIND_LABELS = {"reported": "reported", "measured": "measured"}
@@ -41,6 +50,9 @@ class Row:
     avg: Cell
     cells: dict[str, Cell] = field(default_factory=dict)
     group: str = ""
+    entry_id: int | None = None
+    # Latency on the chosen device profile: execute_ms, decode_tok_s, peak_rss_mb.
+    latency: dict | None = None
 
     @property
     def params_display(self) -> str:
@@ -55,6 +67,7 @@ class Filters:
     sort: str = ""
     cols: list[str] = field(default_factory=list)
     benchmark: str = "full"
+    profile: str = ""
 
     @classmethod
     def from_query(cls, query, task_keys: list[str]) -> Filters:
@@ -65,8 +78,12 @@ class Filters:
         known_sizes = [label for label, _, _ in settings.SIZE_CLASSES]
         sizes = [s for s in query.getlist("size") if s in known_sizes]
         sort = query.get("sort", "")
-        if sort.lstrip("-") not in {"name", "params", "layers", "avg", "size", *task_keys}:
+        sortable = {"name", "params", "layers", "avg", "size", "execute_ms", *task_keys}
+        if sort.lstrip("-") not in sortable:
             sort = ""
+        profile = query.get("profile", "")
+        if not DeviceProfile.objects.filter(slug=profile).exists():
+            profile = ""
         benchmark = query.get("benchmark", "full")
         if benchmark not in EvaluationRun.Benchmark.values:
             benchmark = "full"
@@ -77,6 +94,7 @@ class Filters:
             sort=sort,
             cols=cols,
             benchmark=benchmark,
+            profile=profile,
         )
 
     def as_dict(self) -> dict:
@@ -87,6 +105,7 @@ class Filters:
             "sort": self.sort,
             "cols": self.cols,
             "benchmark": self.benchmark,
+            "profile": self.profile,
         }
 
 
@@ -105,6 +124,7 @@ def load_rows(suite: Suite, tasks: list, runs) -> list[Row]:
     rows = []
     fields = [
         "pk",
+        "entry_id",
         "kind",
         "citation",
         "benchmark",
@@ -123,6 +143,7 @@ def load_rows(suite: Suite, tasks: list, runs) -> list[Row]:
         rows.append(
             Row(
                 run_id=run["pk"],
+                entry_id=run["entry_id"],
                 name=run["entry__name"],
                 slug=run["entry__slug"],
                 params=run["entry__params"],
@@ -195,6 +216,8 @@ def sort_rows(rows: list[Row], sort: str) -> list[Row]:
             return getattr(row, key)
         if key == "avg":
             return row.avg.value
+        if key == "execute_ms":
+            return (row.latency or {}).get("execute_ms")
         return row.cells[key].value
 
     present = [r for r in rows if value(r) is not None]
@@ -207,6 +230,8 @@ def leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
     tasks = list(suite.tasks.all())
     runs = EvaluationRun.objects.for_leaderboard(suite, filters.benchmark)
     rows = load_rows(suite, tasks, runs)
+    if filters.profile:
+        attach_latency(rows, runs, filters.profile)
     if filters.kinds:
         rows = [r for r in rows if r.kind in filters.kinds]
     mark_best(rows, [t.key for t in tasks])
@@ -218,6 +243,18 @@ def leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
     rows = sort_rows(rows, filters.sort)
     shown = [t for t in tasks if not filters.cols or t.key in filters.cols]
     return shown, rows
+
+
+LATENCY_FIELDS = ["execute_ms", "decode_tok_s", "peak_rss_mb"]
+
+
+def attach_latency(rows: list[Row], runs, profile: str) -> None:
+    results = LatencyResult.objects.filter(
+        profile__slug=profile, entry_id__in=runs.values("entry_id")
+    ).values("entry_id", *LATENCY_FIELDS)
+    by_entry = {r.pop("entry_id"): r for r in results}
+    for row in rows:
+        row.latency = by_entry.get(row.entry_id, dict.fromkeys(LATENCY_FIELDS))
 
 
 def paper_tables(suite: Suite) -> list[str]:

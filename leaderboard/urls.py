@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import submissions, views
+from . import latency_views, submissions, views
 
 urlpatterns = [
     path("", views.index, name="leaderboard-index"),
@@ -16,7 +16,14 @@ urlpatterns = [
     path("paper/<slug:table_slug>/", views.paper_detail, name="leaderboard-paper"),
     path("paper/<slug:table_slug>.csv", views.paper_csv, name="leaderboard-paper-csv"),
     path("paper/<slug:table_slug>.json", views.paper_json, name="leaderboard-paper-json"),
-    path("latency/", views.latency, name="leaderboard-latency"),
+    path("latency/", latency_views.latency, name="leaderboard-latency"),
+    path("latency.csv", latency_views.latency_csv, name="leaderboard-latency-csv"),
+    path("latency.json", latency_views.latency_json, name="leaderboard-latency-json"),
+    path(
+        "charts/accuracy-vs-latency.json",
+        latency_views.chart_latency_json,
+        name="leaderboard-chart-latency",
+    ),
     path("submit/", submissions.submit, name="leaderboard-submit"),
     path("submissions/<int:pk>/", submissions.submission_detail, name="leaderboard-submission"),
     path(

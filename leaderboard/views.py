@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
 from . import charts, exports, tables
-from .models import Entry, LatencyResult, PaperRow, TaskScore
+from .models import DeviceProfile, Entry, LatencyResult, PaperRow, TaskScore
 from .suites import csr_suite
 
 
@@ -23,9 +23,9 @@ def index(request):
     query = request.GET.copy()
     query.pop("page", None)
     sort_links = {}
-    for key in ["name", "size", "params", "layers", "avg", *[t.key for t in shown]]:
+    for key in ["name", "size", "params", "layers", "avg", "execute_ms", *[t.key for t in shown]]:
         # First click sorts high-to-low (names A-Z), the second click reverses.
-        first = key if key in ("name", "size") else f"-{key}"
+        first = key if key in ("name", "size", "execute_ms") else f"-{key}"
         q = query.copy()
         q["sort"] = (
             (first[1:] if first.startswith("-") else f"-{first}")
@@ -49,6 +49,7 @@ def index(request):
         for row in unranked:
             row.shown = [row.cells[t.key] for t in shown]
     ctx = {
+        "profiles": DeviceProfile.objects.filter(results__isnull=False).distinct(),
         "unranked": unranked,
         "benchmarks": tables.EvaluationRun.Benchmark.choices,
         "suite": suite,
@@ -69,8 +70,8 @@ def leaderboard_csv(request):
     suite, filters, shown, rows = _leaderboard(request)
     return exports.stream_csv(
         "leaderboard",
-        exports.row_csv_header(shown),
-        (exports.row_csv_values(row, shown) for row in rows),
+        exports.row_csv_header(shown, latency=bool(filters.profile)),
+        (exports.row_csv_values(row, shown, filters.profile) for row in rows),
     )
 
 
@@ -254,13 +255,3 @@ def paper_json(request, table_slug):
         "count": len(rows),
     }
     return exports.stream_json(head, "rows", (exports.row_json(r, task_list) for r in rows))
-
-
-def latency(request):
-    results = LatencyResult.objects.select_related("entry", "profile").order_by(
-        "profile__reported", "profile__name", "pk"
-    )
-    profiles = {}
-    for result in results:
-        profiles.setdefault(result.profile, []).append(result)
-    return render(request, "leaderboard/latency.html", {"profiles": profiles})

@@ -29,9 +29,7 @@
           marker: { size: 9, color: COLORS[kind] }
         };
       }).filter(function (t) { return t.x.length; });
-      var bySlug = {};
-      data.points.forEach(function (p) { bySlug[p.slug] = p; });
-      var front = data.pareto.map(function (s) { return bySlug[s]; });
+      var front = data.pareto.map(function (i) { return data.points[i]; });
       traces.push({
         type: "scatter", mode: "lines", name: "Pareto front", line: { shape: "hv", dash: "dot", color: "#555" },
         x: front.map(function (p) { return p.params; }), y: front.map(function (p) { return p.avg; }),
@@ -81,7 +79,45 @@
       }).catch(function (err) { showError(el, err); });
   }
 
+  function drawLatency(el) {
+    getJSON(el.dataset.src).then(function (data) {
+      if (!data.points.length) { el.textContent = "No model has both accuracy and latency here yet."; return; }
+      var maxMem = Math.max.apply(null, data.points.map(function (p) { return p.peak_rss_mb || 0; })) || 1;
+      var points = {
+        type: "scatter", mode: "markers+text", name: "models", textposition: "top center",
+        x: data.points.map(function (p) { return p.execute_ms; }),
+        y: data.points.map(function (p) { return p.avg; }),
+        text: data.points.map(function (p) { return p.name; }),
+        customdata: data.points.map(function (p) { return p.slug; }),
+        hovertemplate: "%{text}<br>%{x:.2f} ms/token<br>avg %{y:.1f}%<extra></extra>",
+        marker: {
+          color: data.points.map(function (p) { return COLORS[p.provenance] || "#4c72b0"; }),
+          size: data.points.map(function (p) { return p.peak_rss_mb ? 10 + 30 * p.peak_rss_mb / maxMem : 12; }),
+          opacity: 0.75
+        }
+      };
+      var front = data.pareto.map(function (i) { return data.points[i]; });
+      var line = {
+        type: "scatter", mode: "lines", name: "Pareto front", line: { shape: "hv", dash: "dot", color: "#555" },
+        x: front.map(function (p) { return p.execute_ms; }), y: front.map(function (p) { return p.avg; }),
+        hoverinfo: "skip"
+      };
+      Plotly.newPlot(el, [points, line], {
+        margin: { t: 10, r: 10 }, height: 380, showlegend: false,
+        xaxis: { type: "log", title: { text: "Execute: ms per decoded token (log scale)" } },
+        yaxis: { title: { text: "average accuracy (%)" } }
+      }, { responsive: true, displaylogo: false }).then(function () {
+        el.classList.add("drawn");
+        el.on("plotly_click", function (ev) {
+          var slug = ev.points[0].customdata;
+          if (slug) { window.location.href = "/models/" + encodeURIComponent(slug) + "/"; }
+        });
+      });
+    }).catch(function (err) { showError(el, err); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    Array.prototype.forEach.call(document.querySelectorAll(".latency-chart"), drawLatency);
     var params = document.getElementById("chart-params");
     if (params) { drawParams(params); }
     var tasks = document.getElementById("chart-tasks");
