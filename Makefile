@@ -21,6 +21,7 @@ migrate: install
 
 run: migrate
 	$(PY) manage.py import_reported
+	$(PY) manage.py make_demo_checkpoint
 	HOST=$(HOST) PORT=$(PORT) PY=$(PY) ./scripts/run.sh
 
 test: install

@@ -1,3 +1,4 @@
+import re
 import unicodedata
 
 from django import forms
@@ -14,6 +15,24 @@ def _clean_text(value: str, field: str, max_length: int) -> str:
     if len(value) > max_length:
         raise forms.ValidationError(f"the {field} is longer than {max_length} characters")
     return value
+
+
+NAME_PUNCTUATION = set(" ._-+()/:,'#&")
+FORMULA_START = ("=", "+", "-", "@")
+HTML_TAG = re.compile(r"<[A-Za-z!?/]")
+
+
+def _name_problem(name: str) -> str:
+    if name.startswith(FORMULA_START):
+        return "the name may not start with = + - or @ (spreadsheets run such cells)"
+    odd = sorted({ch for ch in name if not (ch.isalnum() or ch in NAME_PUNCTUATION)})
+    if odd:
+        shown = " ".join(repr(ch) for ch in odd[:5])
+        return (
+            f"the name may use letters, digits, spaces and . _ - + ( ) / : , ' # & only; "
+            f"remove {shown}"
+        )
+    return ""
 
 
 class SubmissionForm(forms.Form):
@@ -53,7 +72,15 @@ class SubmissionForm(forms.Form):
         name = _clean_text(self.cleaned_data["name"], "name", 100)
         if not name:
             raise forms.ValidationError("give the model a display name")
+        problem = _name_problem(name)
+        if problem:
+            raise forms.ValidationError(problem)
         return name
 
     def clean_notes(self) -> str:
-        return _clean_text(self.cleaned_data["notes"], "notes", 2000)
+        notes = _clean_text(self.cleaned_data["notes"], "notes", 2000)
+        if HTML_TAG.search(notes):
+            raise forms.ValidationError("notes are plain text: remove the HTML tags")
+        if notes.startswith(FORMULA_START):
+            raise forms.ValidationError("notes may not start with = + - or @")
+        return notes

@@ -1,5 +1,6 @@
 """Views of submissions: the form, a submission's live page, the queue, cancel."""
 
+import json
 from datetime import timedelta
 
 from django.conf import settings
@@ -8,6 +9,8 @@ from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from evaluator import checkpoint
@@ -81,7 +84,7 @@ def submit(request):
 
 def owns(request, sub: Submission) -> bool:
     secret = request.session.get(SESSION_KEY, {}).get(str(sub.pk))
-    return (bool(secret) and secret == sub.secret) or request.user.is_staff
+    return (bool(secret) and constant_time_compare(secret, sub.secret)) or request.user.is_staff
 
 
 def submission_json_data(sub: Submission) -> dict:
@@ -167,3 +170,68 @@ def queue_json(request):
     return exports.stream_json(
         {"count": len(subs)}, "submissions", (submission_json_data(s) for s in subs)
     )
+
+
+MAX_JSON_BODY = 16 * 1024
+
+
+@csrf_exempt  # JSON only: a browser cannot send application/json cross-site without CORS
+@require_POST
+def api_submit(request):
+    """POST /api/submissions with {"url", "name", "notes"?} → 201 (new) or 200 (the existing
+    submission of the same checkpoint); errors are {"error": ...} with a 4xx status."""
+    if request.content_type != "application/json":
+        return exports.json_error("send a JSON body with Content-Type: application/json", 415)
+    if len(request.body) > MAX_JSON_BODY:
+        return exports.json_error(f"the body is larger than {MAX_JSON_BODY} bytes", 413)
+    try:
+        payload = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        return exports.json_error("the body is not valid JSON")
+    if not isinstance(payload, dict):
+        return exports.json_error('the body must be a JSON object: {"url": ..., "name": ...}')
+    unknown = sorted(set(payload) - {"url", "name", "notes"})
+    if unknown:
+        return exports.json_error(f"unknown fields: {', '.join(map(str, unknown))[:200]}")
+    if not all(isinstance(v, str) for v in payload.values()):
+        return exports.json_error("url, name and notes must be strings")
+    limited = rate_limited(client_ip(request))
+    if limited:
+        return exports.json_error(limited, 429)
+    form = SubmissionForm(payload)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        return exports.json_error(f"{field}: {' '.join(errors)}")
+    try:
+        source = pipeline.resolve_source(form.cleaned_data["url"])
+    except checkpoint.CheckpointError as exc:
+        return exports.json_error(f"url: {exc}")
+    sub, created = pipeline.create_submission(
+        source,
+        form.cleaned_data["url"],
+        form.cleaned_data["name"],
+        form.cleaned_data["notes"],
+        client_ip=client_ip(request),
+    )
+    data = submission_json_data(sub)
+    if created:
+        data["cancel_secret"] = sub.secret
+    return JsonResponse(data, status=201 if created else 200)
+
+
+@csrf_exempt
+@require_POST
+def api_cancel(request, pk):
+    """POST /api/submissions/<id>/cancel with {"secret": ...} (returned at creation)."""
+    sub = Submission.objects.filter(pk=pk).first()
+    if sub is None:
+        return exports.json_error(f"no submission #{pk}", 404)
+    try:
+        secret = json.loads(request.body or b"{}").get("secret", "")
+    except (ValueError, AttributeError):
+        return exports.json_error("the body is not a JSON object")
+    if not isinstance(secret, str) or not secret or not constant_time_compare(secret, sub.secret):
+        return exports.json_error("wrong or missing secret", 403)
+    if not pipeline.cancel(sub.pk):
+        return exports.json_error(f"nothing to cancel: the submission is {sub.status}", 409)
+    return JsonResponse(submission_json_data(Submission.objects.get(pk=pk)))

@@ -34,6 +34,12 @@ urlpatterns = [
         submissions.submission_cancel,
         name="leaderboard-submission-cancel",
     ),
+    path("api/submissions", submissions.api_submit, name="leaderboard-api-submit"),
+    path(
+        "api/submissions/<int:pk>/cancel",
+        submissions.api_cancel,
+        name="leaderboard-api-cancel",
+    ),
     path("queue/", submissions.queue, name="leaderboard-queue"),
     path("queue.json", submissions.queue_json, name="leaderboard-queue-json"),
 ]

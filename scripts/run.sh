@@ -7,14 +7,18 @@ HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 BIN=$(dirname "$PY")
 mkdir -p var/log
+# The offline demo checkpoint is served by this site on 127.0.0.1: allow that host for
+# checkpoint downloads unless the operator chose the allow-list.
+export CHECKPOINT_ALLOWED_HOSTS=${CHECKPOINT_ALLOWED_HOSTS-127.0.0.1,localhost}
 
 "$BIN/celery" -A config worker --loglevel=INFO --concurrency=1 \
-    --queues="${WORKER_QUEUES:-default,eval}" --beat --schedule=var/celerybeat-schedule \
+    --queues="${WORKER_QUEUES:-default,eval,latency.local-cpu}" --beat --schedule=var/celerybeat-schedule \
     >var/log/worker.log 2>&1 &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM
 
 echo "Worker started (pid $WORKER, log var/log/worker.log)."
 echo "The leaderboard is at http://$HOST:$PORT/  (Ctrl-C stops the site and the worker)"
+echo "Try a submission: http://$HOST:$PORT/submit/ offers a demo checkpoint served by this site."
 "$BIN/gunicorn" config.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 \
     --access-logfile - --error-logfile -

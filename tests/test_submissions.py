@@ -70,12 +70,14 @@ def test_name_and_notes_are_checked(client, db, site):
 
 
 def test_a_valid_submission_is_queued_and_the_submitter_lands_on_its_page(client, db, site):
-    response = post(client, "https://127.0.0.1/m.tar.gz", name="<b>bold</b>", notes="<i>x</i>")
+    response = post(
+        client, "https://127.0.0.1/m.tar.gz", name="Tiny (v2) & co's", notes="a < b, and 2 > 1"
+    )
     sub = Submission.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/submissions/{sub.pk}/"
     assert (sub.status, sub.source_kind, sub.data) == ("pending", "archive", "sample")
     page = client.get(response["Location"]).content.decode()
-    assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold</b>" not in page
+    assert "Tiny (v2) &amp; co&#x27;s" in page and "a &lt; b, and 2 &gt; 1" in page
     assert 'id="cancel"' in page  # the submitter may cancel
     data = json.loads(client.get(f"/submissions/{sub.pk}.json").content)
     assert data["status"] == "pending" and data["task_count"] == 8
