@@ -82,7 +82,21 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
 ]
+
+# Scripts only from our own static files (no inline script, no eval). Plotly sets element
+# styles from script, hence 'unsafe-inline' for styles only.
+CONTENT_SECURITY_POLICY = os.getenv(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -176,7 +190,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SOFT_TIME_LIMIT = envint("EVAL_SOFT_TIME_LIMIT", 6 * 3600)
-CELERY_TASK_TIME_LIMIT = int(CELERY_TASK_SOFT_TIME_LIMIT * 1.2)
+# The hard limit sits ~20 % above the soft one (at least 10 s, so that the soft limit's
+# handler can always record the failure).
+CELERY_TASK_TIME_LIMIT = max(
+    round(CELERY_TASK_SOFT_TIME_LIMIT * 1.2), CELERY_TASK_SOFT_TIME_LIMIT + 10
+)
 if REDIS_URL:
     # Above the hard limit, so a long task is not redelivered while it still runs.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
@@ -203,6 +221,9 @@ HEARTBEAT_STALE_S = envint("HEARTBEAT_STALE_S", 300)
 # A pending submission enqueued longer ago than this is enqueued again (a lost message).
 REQUEUE_PENDING_AFTER_S = envint("REQUEUE_PENDING_AFTER_S", 600)
 MAX_ATTEMPTS = envint("MAX_ATTEMPTS", 3)
+# How long a worker keeps retrying a database write (scores, state) while the database is
+# unreachable before giving up on that attempt.
+DB_RETRY_S = envint("DB_RETRY_S", 60)
 WORK_DIR = Path(os.getenv("WORK_DIR", VAR_DIR / "work"))
 
 # Untrusted checkpoints (DESIGN §6).
@@ -227,5 +248,7 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "true")
-    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 3600)
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "true")
+    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "true")

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
+from django.db.utils import InterfaceError, OperationalError
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -34,6 +35,25 @@ HEARTBEAT_EVERY_S = 1.0
 
 class Transient(Exception):
     """A failure worth retrying (network); the submission is pending again."""
+
+
+def with_db_retry(fn, *args, **kwargs):
+    """Call fn, retrying while the database is unreachable (up to settings.DB_RETRY_S).
+
+    Only for calls that are whole transactions (or single statements): a retry after a
+    dropped connection must not replay half of one."""
+    deadline = time.monotonic() + settings.DB_RETRY_S
+    delay = 0.5
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("database unreachable; retrying in %.1f s", delay)
+            connection.close()  # drop the broken connection; the next query reconnects
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def checkpoint_key(source: checkpoint.Source) -> str:
@@ -112,9 +132,7 @@ def create_submission(
         # Lost the race with an identical submission: the constraint let one row in.
         return Submission.objects.active().get(checkpoint_key=key), False
     if enqueue:
-        from .tasks import evaluate_submission
-
-        evaluate_submission.delay_on_commit(submission.pk)
+        transaction.on_commit(lambda: send_for_evaluation(submission.pk))
     return submission, True
 
 
@@ -151,35 +169,52 @@ def move(pk: int, frm: list[str] | str, to: str, **fields) -> bool:
 
 
 class Beat:
-    """Heartbeat, progress and cancellation for one running submission, throttled."""
+    """Heartbeat, progress and cancellation for one running submission, throttled.
 
-    def __init__(self, pk: int, progress=None):
+    Every write is conditional on the submission still running *this attempt*: a cancelled
+    submission, or one the watchdog handed to another worker, makes this run stop."""
+
+    def __init__(self, pk: int, attempt: int, progress=None):
         self.pk = pk
+        self.attempt = attempt
         self.progress = progress
+        self.fields: dict = {}
         self.last = 0.0
         self.cancelled = False
 
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= HEARTBEAT_EVERY_S
+
     def should_stop(self) -> bool:
-        if not self.cancelled and time.monotonic() - self.last >= HEARTBEAT_EVERY_S:
-            self._write({})
+        if not self.cancelled and self.due():
+            self._write()
         return self.cancelled
 
     def evaluation(self, index: int, count: int, task: str, fraction: float) -> None:
         if self.progress:
             self.progress(index, count, task, fraction)
-        if time.monotonic() - self.last >= HEARTBEAT_EVERY_S or fraction >= 1.0:
-            self._write({"task_index": index, "task_name": task, "task_fraction": fraction})
+        self.fields = {"task_index": index, "task_name": task, "task_fraction": fraction}
+        if self.due() or fraction >= 1.0:
+            self._write()
 
     def download(self, done: int, total: int | None) -> None:
-        if time.monotonic() - self.last >= HEARTBEAT_EVERY_S:
-            self._write({"task_fraction": done / total if total else 0.0})
+        self.fields = {"task_fraction": done / total if total else 0.0}
+        if self.due():
+            self._write()
 
-    def _write(self, fields: dict) -> None:
+    def _write(self) -> None:
         self.last = time.monotonic()
-        changed = Submission.objects.filter(pk=self.pk, status__in=Submission.RUNNING).update(
-            heartbeat=timezone.now(), **fields
-        )
-        # Cancelled (or taken over by the watchdog): stop at the next check.
+        try:
+            changed = Submission.objects.filter(
+                pk=self.pk, status__in=Submission.RUNNING, attempts=self.attempt
+            ).update(heartbeat=timezone.now(), **self.fields)
+        except DatabaseError:
+            # A missed heartbeat is no reason to stop an evaluation: carry on, reconnect
+            # at the next beat. Results are written with retries (with_db_retry).
+            log.warning("heartbeat of submission %s not written: database unreachable", self.pk)
+            connection.close()
+            return
+        # Cancelled, or taken over by another attempt: stop at the next check.
         self.cancelled = changed == 0
 
 
@@ -205,11 +240,22 @@ def run(pk: int, task_id: str = "", progress=None) -> str:
     sub = Submission.objects.get(pk=pk)
     workdir = Path(settings.WORK_DIR) / f"submission-{pk}"
     try:
-        return _run(sub, workdir, Beat(pk, progress))
+        return _run(sub, workdir, Beat(pk, sub.attempts, progress))
     except harness.Cancelled:
         move(pk, Submission.RUNNING, S.CANCELLED, log_tail=tail.text())
         return S.CANCELLED
     except checkpoint.CheckpointError as exc:
+        if _time_limit_in(exc):
+            # The soft limit struck inside a checkpoint check that turned it into a
+            # CheckpointError: it is the time limit, not the checkpoint, that failed.
+            move(
+                pk,
+                Submission.RUNNING,
+                S.FAILED,
+                error=_failure_message(_time_limit_in(exc)),
+                log_tail=tail.text(),
+            )
+            return S.FAILED
         if getattr(exc, "transient", False):
             move(
                 pk, Submission.RUNNING, S.PENDING, error=f"retrying: {exc}", enqueued=timezone.now()
@@ -231,6 +277,30 @@ def run(pk: int, task_id: str = "", progress=None) -> str:
     finally:
         logging.getLogger().removeHandler(tail)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _time_limit_in(exc: BaseException | None) -> BaseException | None:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, SoftTimeLimitExceeded):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def send_for_evaluation(pk: int) -> None:
+    """Send submission pk to the eval queue, with the time limits of these settings (the
+    limits travel in the message: whoever enqueues decides them)."""
+    from .tasks import evaluate_submission
+
+    evaluate_submission.apply_async(
+        (pk,),
+        soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+        time_limit=settings.CELERY_TASK_TIME_LIMIT,
+    )
 
 
 def _failure_message(exc: Exception) -> str:
@@ -289,8 +359,8 @@ def _run(sub: Submission, workdir: Path, beat: Beat) -> str:
         progress=beat.evaluation,
         should_stop=beat.should_stop,
     )
-    store(sub, entry, result)
-    return _after_evaluation(sub)
+    with_db_retry(store, sub, entry, result)
+    return with_db_retry(_after_evaluation, sub)
 
 
 def _evaluated_twin(sub: Submission, sha256: str) -> Submission | None:

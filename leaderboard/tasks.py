@@ -67,7 +67,7 @@ def watchdog() -> dict:
             status=S.PENDING, enqueued=now, error="the worker stopped responding; queued again"
         )
         if done:
-            evaluate_submission.delay(sub.pk)
+            pipeline.send_for_evaluation(sub.pk)
             counts["requeued"] += 1
     lost = now - timedelta(seconds=settings.REQUEUE_PENDING_AFTER_S)
     for pk in Submission.objects.filter(status=S.PENDING, enqueued__lt=lost).values_list(
@@ -76,7 +76,7 @@ def watchdog() -> dict:
         if Submission.objects.filter(pk=pk, status=S.PENDING, enqueued__lt=lost).update(
             enqueued=now
         ):
-            evaluate_submission.delay(pk)
+            pipeline.send_for_evaluation(pk)
             counts["resent"] += 1
     for sub in Submission.objects.filter(status=S.PROBING, heartbeat__lt=stale):
         if Submission.objects.filter(pk=sub.pk, status=S.PROBING, heartbeat__lt=stale).update(

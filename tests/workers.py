@@ -15,7 +15,7 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_database_url() -> str:
+def worker_database_url() -> str:
     s = connection.settings_dict
     if s["ENGINE"] != "django.db.backends.postgresql":
         raise RuntimeError("worker tests need PostgreSQL (set DATABASE_URL=postgres://...)")
@@ -28,7 +28,7 @@ def worker_env(redis_url: str, tmp_path: Path, **extra: str) -> dict:
 
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=test_database_url(),
+        DATABASE_URL=worker_database_url(),
         REDIS_URL=redis_url,
         CHECKPOINT_ALLOWED_HOSTS="127.0.0.1",
         EVAL_DATA="sample",
