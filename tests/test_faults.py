@@ -16,7 +16,7 @@ from leaderboard import pipeline
 from leaderboard.models import DeviceProfile, EvaluationRun, Submission, TaskScore
 from tests.conftest import need
 from tests.faults import CuttableProxy, PrivateRedis, run_watchdog
-from tests.workers import celery_worker, worker_database_url, wait_for, worker_env
+from tests.workers import celery_worker, wait_for, worker_database_url, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
