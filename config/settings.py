@@ -235,6 +235,9 @@ HF_TOKEN = os.getenv("HF_TOKEN", "") or None
 # Submissions per client address: at most N in WINDOW seconds.
 SUBMISSION_RATE_LIMIT = envint("SUBMISSION_RATE_LIMIT", 5)
 SUBMISSION_RATE_WINDOW_S = envint("SUBMISSION_RATE_WINDOW_S", 600)
+# Reverse proxies in front of the site that append to X-Forwarded-For (0: none; the
+# client address is REMOTE_ADDR). docker-compose and most deployments put one proxy there.
+TRUSTED_PROXIES = envint("TRUSTED_PROXIES", 0)
 
 LOGGING = {
     "version": 1,

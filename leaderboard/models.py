@@ -304,6 +304,7 @@ class Submission(models.Model):
 
     # Latency profiles whose probe is still to come after the evaluation.
     probes_pending = models.JSONField(default=list, blank=True)
+    probe_resends = models.PositiveSmallIntegerField(default=0)
 
     created = models.DateTimeField(auto_now_add=True)
     enqueued = models.DateTimeField(null=True, blank=True)

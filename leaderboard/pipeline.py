@@ -257,6 +257,15 @@ def run(pk: int, task_id: str = "", progress=None) -> str:
             )
             return S.FAILED
         if getattr(exc, "transient", False):
+            if sub.attempts >= settings.MAX_ATTEMPTS:
+                move(
+                    pk,
+                    Submission.RUNNING,
+                    S.FAILED,
+                    log_tail=tail.text(),
+                    error=f"gave up after {sub.attempts} attempts: {exc}",
+                )
+                return S.FAILED
             move(
                 pk, Submission.RUNNING, S.PENDING, error=f"retrying: {exc}", enqueued=timezone.now()
             )

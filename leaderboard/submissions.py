@@ -24,6 +24,14 @@ SESSION_KEY = "my_submissions"
 
 
 def client_ip(request) -> str:
+    """The client's address; behind N trusted proxies (settings.TRUSTED_PROXIES), the Nth
+    address from the right of X-Forwarded-For, which a client cannot forge."""
+    hops = settings.TRUSTED_PROXIES
+    if hops:
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [a for a in forwarded if a]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
     return request.META.get("REMOTE_ADDR", "")
 
 

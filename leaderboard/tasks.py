@@ -9,6 +9,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from . import latency, pipeline
@@ -50,7 +51,7 @@ def watchdog() -> dict:
     """Re-queue what a dead worker or a lost broker message left behind (DESIGN §3)."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.HEARTBEAT_STALE_S)
-    counts = {"requeued": 0, "failed": 0, "resent": 0, "probes": 0}
+    counts = {"requeued": 0, "failed": 0, "resent": 0, "probes": 0, "probes_given_up": 0}
     running = Submission.objects.filter(status__in=[S.FETCHING, S.EVALUATING], heartbeat__lt=stale)
     for sub in running:
         if sub.attempts >= settings.MAX_ATTEMPTS:
@@ -70,21 +71,38 @@ def watchdog() -> dict:
             pipeline.send_for_evaluation(sub.pk)
             counts["requeued"] += 1
     lost = now - timedelta(seconds=settings.REQUEUE_PENDING_AFTER_S)
-    for pk in Submission.objects.filter(status=S.PENDING, enqueued__lt=lost).values_list(
-        "pk", flat=True
-    ):
-        if Submission.objects.filter(pk=pk, status=S.PENDING, enqueued__lt=lost).update(
+    for pk, attempts, error in Submission.objects.filter(
+        status=S.PENDING, enqueued__lt=lost
+    ).values_list("pk", "attempts", "error"):
+        if attempts >= settings.MAX_ATTEMPTS:
+            counts["failed"] += Submission.objects.filter(pk=pk, status=S.PENDING).update(
+                status=S.FAILED, finished=now, error=f"gave up after {attempts} attempts: {error}"
+            )
+        elif Submission.objects.filter(pk=pk, status=S.PENDING, enqueued__lt=lost).update(
             enqueued=now
         ):
             pipeline.send_for_evaluation(pk)
             counts["resent"] += 1
     for sub in Submission.objects.filter(status=S.PROBING, heartbeat__lt=stale):
-        if Submission.objects.filter(pk=sub.pk, status=S.PROBING, heartbeat__lt=stale).update(
-            heartbeat=now
+        if not Submission.objects.filter(pk=sub.pk, status=S.PROBING, heartbeat__lt=stale).update(
+            heartbeat=now, probe_resends=F("probe_resends") + 1
         ):
-            for profile in DeviceProfile.objects.filter(slug__in=sub.probes_pending):
-                probe_latency.apply_async((sub.entry_id, profile.slug, sub.pk), queue=profile.queue)
-                counts["probes"] += 1
+            continue
+        live = DeviceProfile.objects.filter(slug__in=sub.probes_pending, active=True)
+        if sub.probe_resends >= settings.MAX_ATTEMPTS or not live.exists():
+            # No latency worker answered: the evaluation stands; say which probes are missing.
+            for slug in sub.probes_pending:
+                latency.finish_probe(
+                    sub.pk,
+                    slug,
+                    f"latency probe on {slug} got no answer "
+                    f"(is a worker consuming latency.{slug}?)",
+                )
+            counts["probes_given_up"] += 1
+            continue
+        for profile in live:
+            probe_latency.apply_async((sub.entry_id, profile.slug, sub.pk), queue=profile.queue)
+            counts["probes"] += 1
     if any(counts.values()):
         log.warning("watchdog: %s", counts)
     return counts

@@ -250,3 +250,66 @@ def test_a_hub_revision_is_pinned_to_its_commit_at_submission(client, db, site, 
 def test_checkpoint_errors_name_what_to_fix():
     with pytest.raises(checkpoint.CheckpointError, match="org/name"):
         checkpoint.parse_source("justaword")
+
+
+def test_the_watchdog_gives_up_on_a_submission_that_keeps_failing(db, site):
+    sub = submission_for("https://127.0.0.1/m.tar.gz")
+    long_ago = timezone.now() - timedelta(seconds=site.REQUEUE_PENDING_AFTER_S + 5)
+    Submission.objects.filter(pk=sub.pk).update(
+        enqueued=long_ago, attempts=site.MAX_ATTEMPTS, error="retrying: connection refused"
+    )
+    assert tasks.watchdog()["failed"] == 1
+    sub.refresh_from_db()
+    assert sub.status == "failed"
+    assert sub.error == f"gave up after {site.MAX_ATTEMPTS} attempts: retrying: connection refused"
+
+
+def test_the_watchdog_resends_a_lost_message_once_per_period(db, site):
+    sub = submission_for("https://127.0.0.1/m.tar.gz")
+    long_ago = timezone.now() - timedelta(seconds=site.REQUEUE_PENDING_AFTER_S + 5)
+    Submission.objects.filter(pk=sub.pk).update(enqueued=long_ago)
+    assert tasks.watchdog()["resent"] == 1
+    assert tasks.watchdog()["resent"] == 0  # enqueued just now
+    assert Submission.objects.get().status == "pending"
+
+
+def test_probes_nobody_answers_end_with_a_message_and_the_evaluation_stands(db, site):
+    from leaderboard.models import DeviceProfile
+
+    DeviceProfile.objects.create(slug="gone-board", name="Gone", active=True)
+    sub = submission_for("https://127.0.0.1/m.tar.gz")
+    stale = timezone.now() - timedelta(seconds=site.HEARTBEAT_STALE_S + 5)
+    Submission.objects.filter(pk=sub.pk).update(
+        status="probing", heartbeat=stale, probes_pending=["gone-board"]
+    )
+    for _ in range(site.MAX_ATTEMPTS):
+        assert tasks.watchdog()["probes"] == 1
+        Submission.objects.filter(pk=sub.pk).update(heartbeat=stale)
+    assert tasks.watchdog()["probes_given_up"] == 1
+    sub.refresh_from_db()
+    assert sub.status == "done" and sub.probes_pending == []
+    assert "got no answer (is a worker consuming latency.gone-board?)" in sub.error
+
+
+def test_behind_a_trusted_proxy_the_rate_limit_keys_on_the_forwarded_address(client, db, site):
+    site.TRUSTED_PROXIES = 1
+    site.SUBMISSION_RATE_LIMIT = 1
+    ok = client.post(
+        "/submit/",
+        {"url": "https://127.0.0.1/a.tar.gz", "name": "A"},
+        HTTP_X_FORWARDED_FOR="203.0.113.7",
+    )
+    assert ok.status_code == 302
+    other = client.post(
+        "/submit/",
+        {"url": "https://127.0.0.1/b.tar.gz", "name": "B"},
+        HTTP_X_FORWARDED_FOR="198.51.100.9",
+    )
+    assert other.status_code == 302  # another client behind the same proxy
+    again = client.post(
+        "/submit/",
+        {"url": "https://127.0.0.1/c.tar.gz", "name": "C"},
+        HTTP_X_FORWARDED_FOR="spoofed, 203.0.113.7",
+    )
+    assert again.status_code == 429  # a forged left-most entry does not help
+    assert Submission.objects.get(name="A").client_ip == "203.0.113.7"
