@@ -16,3 +16,7 @@ urlpatterns += [
         {"document_root": settings.MEDIA_ROOT},
     ),
 ]
+
+handler400 = "config.errors.bad_request"
+handler404 = "config.errors.not_found"
+handler500 = "config.errors.server_error"

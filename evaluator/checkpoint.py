@@ -49,6 +49,8 @@ _REPO_ID = re.compile(rf"{_REPO_PART}/{_REPO_PART}")
 _REVISION = re.compile(r"[A-Za-z0-9._-][A-Za-z0-9._/-]{0,199}")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _SAFETENSORS = re.compile(r"[A-Za-z0-9._-]+\.safetensors")
+# Characters RFC 3986 leaves out of URLs; in a submitted URL they are markup, not a path.
+_NOT_IN_URLS = '<>"{}|\\^`'
 _CORRUPT = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zlib.error)
 _CORRUPT += (NotImplementedError,)  # zipfile, for compression methods it lacks
 
@@ -90,6 +92,12 @@ def parse_source(text: str) -> Source:
         raise CheckpointError("the URL has an invalid host or port") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise CheckpointError("only http(s) URLs or Hugging Face repo ids (org/name) are accepted")
+    unsafe = sorted(set(text) & set(_NOT_IN_URLS))
+    if unsafe:
+        raise CheckpointError(
+            f"the URL contains {' '.join(unsafe)}, which URLs may not carry: percent-encode "
+            "them (or check that you pasted the right thing)"
+        )
     if "@" in parts.netloc:
         raise CheckpointError("remove the user name and password from the URL")
     if not host:
@@ -490,6 +498,11 @@ def inspect(model_dir: Path) -> ModelInfo:
             raise CheckpointError(
                 f"{name} asks for custom code (auto_map), which is never run here: "
                 "use an architecture that transformers ships"
+            )
+        if _has_key(doc, ("trust_remote_code",)):
+            raise CheckpointError(
+                f"{name} asks for remote code (trust_remote_code), which is never run here: "
+                "remove the key and use an architecture that transformers ships"
             )
     model_type, architecture = _causal_lm_type(raw)
     from transformers import AutoConfig

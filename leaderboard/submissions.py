@@ -2,9 +2,11 @@
 
 import json
 from datetime import timedelta
+from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import RequestDataTooBig
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -183,19 +185,45 @@ def queue_json(request):
 MAX_JSON_BODY = 16 * 1024
 
 
-@csrf_exempt  # JSON only: a browser cannot send application/json cross-site without CORS
-@require_POST
-def api_submit(request):
+def json_post_only(view=None, *, strict_type: bool = False):
+    """POST with a JSON body of at most MAX_JSON_BODY bytes, or a JSON error."""
+    if view is None:
+        return lambda v: json_post_only(v, strict_type=strict_type)
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if request.method != "POST":
+            response = exports.json_error("use POST with a JSON body", 405)
+            response["Allow"] = "POST"
+            return response
+        too_big = exports.json_error(f"the body is larger than {MAX_JSON_BODY} bytes", 413)
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > MAX_JSON_BODY:
+            return too_big
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return too_big
+        if len(body) > MAX_JSON_BODY:
+            return too_big
+        if strict_type and request.content_type != "application/json":
+            return exports.json_error("send a JSON body with Content-Type: application/json", 415)
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return exports.json_error("the body is not valid JSON")
+        return view(request, payload, *args, **kwargs)
+
+    return csrf_exempt(wrapped)  # JSON only: no browser sends it cross-site without CORS
+
+
+@json_post_only(strict_type=True)
+def api_submit(request, payload):
     """POST /api/submissions with {"url", "name", "notes"?} → 201 (new) or 200 (the existing
     submission of the same checkpoint); errors are {"error": ...} with a 4xx status."""
-    if request.content_type != "application/json":
-        return exports.json_error("send a JSON body with Content-Type: application/json", 415)
-    if len(request.body) > MAX_JSON_BODY:
-        return exports.json_error(f"the body is larger than {MAX_JSON_BODY} bytes", 413)
-    try:
-        payload = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        return exports.json_error("the body is not valid JSON")
     if not isinstance(payload, dict):
         return exports.json_error('the body must be a JSON object: {"url": ..., "name": ...}')
     unknown = sorted(set(payload) - {"url", "name", "notes"})
@@ -227,18 +255,20 @@ def api_submit(request):
     return JsonResponse(data, status=201 if created else 200)
 
 
-@csrf_exempt
-@require_POST
-def api_cancel(request, pk):
+@json_post_only
+def api_cancel(request, payload, pk):
     """POST /api/submissions/<id>/cancel with {"secret": ...} (returned at creation)."""
     sub = Submission.objects.filter(pk=pk).first()
     if sub is None:
         return exports.json_error(f"no submission #{pk}", 404)
-    try:
-        secret = json.loads(request.body or b"{}").get("secret", "")
-    except (ValueError, AttributeError):
-        return exports.json_error("the body is not a JSON object")
-    if not isinstance(secret, str) or not secret or not constant_time_compare(secret, sub.secret):
+    secret = payload.get("secret", "") if isinstance(payload, dict) else ""
+    # Secrets are URL-safe ASCII: anything else (a lone surrogate, say) cannot match.
+    if (
+        not isinstance(secret, str)
+        or not secret
+        or not secret.isascii()
+        or not (constant_time_compare(secret, sub.secret))
+    ):
         return exports.json_error("wrong or missing secret", 403)
     if not pipeline.cancel(sub.pk):
         return exports.json_error(f"nothing to cancel: the submission is {sub.status}", 409)

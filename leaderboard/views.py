@@ -202,7 +202,7 @@ def _paper_tables() -> dict[str, tuple[str, str]]:
 def _paper(table_slug):
     known = _paper_tables()
     if table_slug not in known:
-        raise Http404("no such paper table")
+        raise Http404(f"no paper table {table_slug!r}")
     table, suite_slug = known[table_slug]
     suite = tables.Suite.objects.get(slug=suite_slug)
     task_list, rows = tables.paper_table(suite, table)
@@ -247,6 +247,8 @@ def paper_csv(request, table_slug):
 
 
 def paper_json(request, table_slug):
+    if table_slug not in _paper_tables():
+        return exports.json_error(f"no paper table {table_slug!r}", status=404)
     table, suite, task_list, rows = _paper(table_slug)
     head = {
         "table": table,
