@@ -1,0 +1,198 @@
+"""Latency probe (DESIGN §5): load, init, first forward, prefill and decode timings.
+
+Every measurement runs in a fresh child process (`python -m evaluator.probe_worker`) so the
+thread count is fixed before torch is imported, nothing from the caller's process (warm
+caches, other models, a Celery worker's threads) leaks into the figures, and peak RSS is the
+probe's own. This module only starts the child and reads its JSON back.
+
+    python -m evaluator.latency MODEL_DIR [--threads N] [--bandwidth] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from evaluator.modeling import weight_files
+
+RUNTIMES = ("eager",)
+DTYPES = ("float32", "bfloat16", "float16")
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ProbeError(RuntimeError):
+    """The probe child failed or timed out; the message carries its stderr tail."""
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    threads: int = 1
+    dtype: str = "float32"
+    runtime: str = "eager"
+    prompt_tokens: int = 128
+    decode_depth: int = 128
+    decode_tokens: int = 32
+    warmup: int = 2
+    repeats: int = 5
+    timeout_s: float = 600
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, not {self.runtime!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, not {self.dtype!r}")
+        counts = ("threads", "prompt_tokens", "decode_depth", "decode_tokens", "repeats")
+        for name in counts:
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError("warmup must be a non-negative integer")
+        if not self.timeout_s > 0:
+            raise ValueError("timeout_s must be positive")
+
+
+@dataclass
+class ProbeResult:
+    load_ms: float
+    init_ms: float
+    first_forward_ms: float
+    prefill_ms: float
+    decode_ms_p50: float
+    decode_ms_p90: float
+    decode_tok_s: float
+    peak_rss_mb: float
+    file_size_mb: float
+    # Bytes one decode step must stream from memory: weights + KV cache at decode_depth.
+    bytes_per_token: int
+    bandwidth_gb_s: float | None = None
+    roofline_frac: float | None = None
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    environment: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def probe(
+    model_dir: str | Path,
+    settings: ProbeSettings = ProbeSettings(),  # noqa: B008 - frozen, so sharing is safe
+    bandwidth_gb_s: float | None = None,
+) -> ProbeResult:
+    """Measure one model directory in a fresh subprocess; ProbeError if the child fails."""
+    model_dir = Path(model_dir).resolve()
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"not a model directory (no config.json): {model_dir}")
+    weight_files(model_dir)  # a missing file is clear here, without starting a child
+    raw = _run_child(
+        ["probe", str(model_dir), "--settings", json.dumps(asdict(settings))],
+        threads=settings.threads,
+        timeout_s=settings.timeout_s,
+    )
+    result = ProbeResult(**raw)
+    if bandwidth_gb_s is not None:
+        result.bandwidth_gb_s = bandwidth_gb_s
+        result.roofline_frac = roofline_fraction(
+            result.bytes_per_token, bandwidth_gb_s, result.decode_ms_p50
+        )
+    return result
+
+
+def roofline_fraction(bytes_per_token: int, bandwidth_gb_s: float, decode_ms: float) -> float:
+    """Memory-bound time per token over measured time per token (1.0 = at the roofline)."""
+    if bandwidth_gb_s <= 0 or decode_ms <= 0:
+        raise ValueError("bandwidth and decode time must be positive")
+    return (bytes_per_token / (bandwidth_gb_s * 1e9)) / (decode_ms / 1000)
+
+
+def measure_bandwidth(threads: int = 1, size_mb: int = 256, timeout_s: float = 120) -> float:
+    """Memory read bandwidth of this machine in GB/s, with `threads` torch threads.
+
+    The fastest of streaming kernels (sum, copy, matrix-vector product) over a buffer far
+    larger than the CPU caches, best of several runs. Slow-ish (seconds): callers measure
+    once per device profile and keep the figure.
+    """
+    raw = _run_child(["bandwidth", "--size-mb", str(size_mb)], threads=threads, timeout_s=timeout_s)
+    return raw["bandwidth_gb_s"]
+
+
+def _run_child(args: list[str], threads: int, timeout_s: float) -> dict:
+    env = dict(os.environ)
+    # Set in the environment so the OpenMP/MKL pools are sized before torch even loads.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), env.get("PYTHONPATH")])),
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        TRANSFORMERS_VERBOSITY="error",
+    )
+    with tempfile.TemporaryDirectory(prefix="probe-") as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, "-m", "evaluator.probe_worker", *args]
+        cmd += ["--threads", str(threads), "--out", str(out)]
+        try:
+            proc = subprocess.run(
+                cmd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ProbeError(
+                f"latency probe exceeded its {timeout_s:g} s timeout{_tail(exc.stderr)}"
+            ) from None
+        if proc.returncode != 0 or not out.is_file():
+            raise ProbeError(f"latency probe failed (exit {proc.returncode}){_tail(proc.stderr)}")
+        raw = json.loads(out.read_text())
+    bad = [k for k, v in raw.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise ProbeError(f"latency probe returned non-finite figures: {bad}")
+    return raw
+
+
+def _tail(stderr: str | bytes | None, chars: int = 2000) -> str:
+    if not stderr:
+        return ""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode(errors="replace")
+    return ":\n" + stderr.strip()[-chars:]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Probe one model directory's CPU latency.")
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dtype", default="float32", choices=DTYPES)
+    parser.add_argument("--prompt-tokens", type=int, default=128)
+    parser.add_argument("--decode-depth", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--bandwidth", action="store_true", help="measure it for roofline_frac")
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+    args = parser.parse_args(argv)
+    settings = ProbeSettings(
+        threads=args.threads,
+        dtype=args.dtype,
+        prompt_tokens=args.prompt_tokens,
+        decode_depth=args.decode_depth,
+        repeats=args.repeats,
+    )
+    bandwidth = measure_bandwidth(args.threads) if args.bandwidth else None
+    result = probe(args.model_dir, settings, bandwidth)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    for name, value in result.to_dict().items():
+        if name not in ("samples", "environment"):
+            shown = f"{value:.4g}" if isinstance(value, float) else value
+            print(f"{name:>18}  {shown}")
+    env = result.environment
+    where = f"{env['cpu_model']}; {env['threads']} threads; torch {env['torch']}"
+    print(f"{'environment':>18}  {where}")
+
+
+if __name__ == "__main__":
+    main()

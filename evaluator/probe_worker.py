@@ -1,0 +1,241 @@
+"""The latency probe's child process; evaluator.latency starts it, nothing else should.
+
+    python -m evaluator.probe_worker probe MODEL_DIR --settings JSON --threads N --out FILE
+    python -m evaluator.probe_worker bandwidth [--size-mb M] --threads N --out FILE
+
+The result goes to FILE as JSON, so stray prints from libraries cannot corrupt it. Known
+problems (missing or corrupt files, bad configs) end with one `probe error:` line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def _set_threads(threads: int):
+    # Before anything else touches torch: the interop pool can only be sized before first use.
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(threads)
+    return torch
+
+
+def _ms_since(start_ns: int) -> float:
+    return (time.perf_counter_ns() - start_ns) / 1e6
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    # Linear interpolation between closest ranks (numpy's default), without numpy.
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def run_probe(model_dir: Path, settings: dict, threads: int) -> dict:
+    torch = _set_threads(threads)
+    from transformers import DynamicCache
+    from transformers.utils import logging as hf_logging
+
+    from evaluator.modeling import build_model, causal_lm_config, read_weights, weight_files
+
+    hf_logging.disable_progress_bar()
+    torch.manual_seed(0)
+    files = weight_files(model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    # Importing the model's transformers modules takes seconds the first time; that is
+    # Python start-up, not model initialisation, so it happens before the clocks start.
+    causal_lm_config(config)
+
+    start = time.perf_counter_ns()
+    state_dict = read_weights(model_dir)
+    load_ms = _ms_since(start)
+
+    start = time.perf_counter_ns()
+    model = build_model(config, state_dict, settings["dtype"])
+    init_ms = _ms_since(start)
+    del state_dict  # the model holds the tensors it needs
+
+    vocab = model.config.vocab_size
+    prompt = torch.randint(0, vocab, (1, settings["prompt_tokens"]))
+    context = torch.randint(0, vocab, (1, settings["decode_depth"]))
+
+    def prefill(ids):
+        # A fresh cache per call, as a real prompt would have; only the last logits are
+        # needed to pick the next token, as in generate().
+        return model(ids, cache=DynamicCache(config=model.config), use_cache=True, logits_to_keep=1)
+
+    def decode_round(steps: int) -> list[float]:
+        cache = DynamicCache(config=model.config)
+        logits = model(context, cache=cache, use_cache=True, logits_to_keep=1).logits
+        times = []
+        for _ in range(steps):
+            next_id = logits[:, -1:].argmax(-1)  # greedy choice, outside the timed region
+            start = time.perf_counter_ns()
+            logits = model(next_id, cache=cache, use_cache=True).logits
+            times.append(_ms_since(start))
+        return times
+
+    with torch.inference_mode():
+        start = time.perf_counter_ns()
+        prefill(prompt)
+        first_forward_ms = _ms_since(start)
+        for _ in range(settings["warmup"]):
+            prefill(prompt)
+            decode_round(min(4, settings["decode_tokens"]))
+        prefill_samples = []
+        for _ in range(settings["repeats"]):
+            start = time.perf_counter_ns()
+            prefill(prompt)
+            prefill_samples.append(_ms_since(start))
+        decode_samples = []
+        for _ in range(settings["repeats"]):
+            decode_samples += decode_round(settings["decode_tokens"])
+
+    decode_p50 = statistics.median(decode_samples)
+    return {
+        "load_ms": load_ms,
+        "init_ms": init_ms,
+        "first_forward_ms": first_forward_ms,
+        "prefill_ms": statistics.median(prefill_samples),
+        "decode_ms_p50": decode_p50,
+        "decode_ms_p90": _percentile(decode_samples, 0.9),
+        "decode_tok_s": 1000 / decode_p50,
+        "peak_rss_mb": _peak_rss_mb(),
+        "file_size_mb": sum(f.stat().st_size for f in files) / 2**20,
+        "bytes_per_token": _bytes_per_token(model, settings["decode_depth"]),
+        "samples": {
+            "load_ms": [load_ms],
+            "init_ms": [init_ms],
+            "first_forward_ms": [first_forward_ms],
+            "prefill_ms": prefill_samples,
+            "decode_ms": decode_samples,
+        },
+        "environment": _environment(torch, settings),
+    }
+
+
+def _bytes_per_token(model, depth: int) -> int:
+    """Weights plus KV cache one decode step reads from memory, at `depth` cached tokens.
+
+    Shared blocks count once (parameters() yields each tensor once): re-running a block
+    reads the same weights, which is the point of MobileLLM-LS. An untied input embedding
+    counts one row, as a step looks up a single token.
+    """
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    embed = model.get_input_embeddings().weight
+    if embed is not model.get_output_embeddings().weight:
+        weights -= (embed.shape[0] - 1) * embed.shape[1] * embed.element_size()
+    cfg = model.config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    kv = cfg.num_hidden_layers * 2 * kv_heads * head_dim * depth * embed.element_size()
+    return int(weights + kv)
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory.
+
+    On Linux, ru_maxrss is carried across fork + exec, so a child of a big parent (pytest
+    with torch loaded, a Celery worker holding a model) reports the parent's RSS as its own
+    peak; VmHWM is the high-water mark of this process's own address space.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _environment(torch, settings: dict) -> dict:
+    import transformers
+
+    return {
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "runtime": settings["runtime"],
+        "dtype": settings["dtype"],
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "settings": settings,
+    }
+
+
+def run_bandwidth(size_mb: int, threads: int, rounds: int = 8) -> dict:
+    torch = _set_threads(threads)
+    n = size_mb * 2**20 // 4
+    src = torch.ones(n)
+    dst = torch.empty_like(src)
+    matrix = src.view(-1, 4096)
+    vector = torch.ones(4096)
+    # (kernel, bytes it moves): reads, plus the writes for copy.
+    kernels = [
+        (src.sum, src.nbytes),
+        (lambda: dst.copy_(src), 2 * src.nbytes),
+        (lambda: matrix @ vector, src.nbytes),
+    ]
+    best = 0.0
+    for kernel, nbytes in kernels:
+        kernel()  # first touch: page faults are not bandwidth
+        for _ in range(rounds):
+            start = time.perf_counter_ns()
+            kernel()
+            best = max(best, nbytes / (time.perf_counter_ns() - start))  # bytes/ns == GB/s
+    return {"bandwidth_gb_s": best, "threads": torch.get_num_threads()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m evaluator.probe_worker")
+    parser.add_argument("mode", choices=("probe", "bandwidth"))
+    parser.add_argument("model_dir", nargs="?", type=Path)
+    parser.add_argument("--settings", default="{}")
+    parser.add_argument("--size-mb", type=int, default=256)
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        if args.mode == "bandwidth":
+            result = run_bandwidth(args.size_mb, args.threads)
+        else:
+            result = run_probe(args.model_dir, json.loads(args.settings), args.threads)
+    except (OSError, ValueError, KeyError) as exc:
+        # safetensors raises its own error type for corrupt files; it subclasses Exception only.
+        sys.exit(f"probe error: {type(exc).__name__}: {exc}")
+    except Exception as exc:
+        if type(exc).__name__ == "SafetensorError":
+            sys.exit(f"probe error: corrupt weights file: {exc}")
+        raise
+    args.out.write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
