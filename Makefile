@@ -24,8 +24,16 @@ run: migrate
 	$(PY) manage.py make_demo_checkpoint
 	HOST=$(HOST) PORT=$(PORT) PY=$(PY) ./scripts/run.sh
 
+# With no DATABASE_URL, the tests use the local PostgreSQL when one answers (the worker
+# tests need it), else SQLite, where those tests skip with a reason.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/leaderboard
+
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@if [ -z "$$DATABASE_URL" ] && command -v pg_isready >/dev/null \
+	    && pg_isready -q -h 127.0.0.1 -p 5432; then \
+	    export DATABASE_URL=$(TEST_DATABASE_URL); fi; \
+	echo "tests on $${DATABASE_URL:-sqlite}"; \
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

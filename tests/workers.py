@@ -16,9 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def worker_database_url() -> str:
+    from tests.conftest import need
+
     s = connection.settings_dict
-    if s["ENGINE"] != "django.db.backends.postgresql":
-        raise RuntimeError("worker tests need PostgreSQL (set DATABASE_URL=postgres://...)")
+    need(
+        s["ENGINE"] == "django.db.backends.postgresql",
+        "worker tests need PostgreSQL (set DATABASE_URL=postgres://...)",
+    )
     auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
