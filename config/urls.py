@@ -9,13 +9,13 @@ urlpatterns = [
 ]
 # Per-sample records and demo checkpoints are served by Django itself; behind a real proxy
 # set MEDIA_URL to a location the proxy serves instead.
-urlpatterns += [
-    path(
-        f"{settings.MEDIA_URL.strip('/')}/<path:path>",
-        serve,
-        {"document_root": settings.MEDIA_ROOT},
-    ),
-]
+
+
+def media(request, path):
+    return serve(request, path, document_root=settings.MEDIA_ROOT)  # read per request
+
+
+urlpatterns += [path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", media)]
 
 handler400 = "config.errors.bad_request"
 handler404 = "config.errors.not_found"
