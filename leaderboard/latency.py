@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
@@ -55,15 +54,7 @@ def source_submission(entry: Entry, submission_id: int | None) -> Submission:
 
 
 def fetch_for_probe(entry: Entry, sub: Submission, workdir: Path) -> Path:
-    source = replace(checkpoint.parse_source(sub.url), commit=sub.commit)
-    fetched = checkpoint.fetch(
-        source,
-        workdir / "model",
-        hub_endpoint=settings.HF_ENDPOINT,
-        allowed_hosts=settings.CHECKPOINT_ALLOWED_HOSTS,
-        limits=pipeline.limits(),
-        token=settings.HF_TOKEN,
-    )
+    _, fetched = pipeline.fetch_checkpoint(sub, workdir / "model")
     if entry.content_sha256 and fetched.sha256 != entry.content_sha256:
         raise checkpoint.CheckpointError(
             "the checkpoint changed since it was evaluated (content hash differs); submit it again"

@@ -329,17 +329,7 @@ def _run(sub: Submission, workdir: Path, beat: Beat) -> str:
         move(sub.pk, S.FETCHING, S.EVALUATING)
         return _after_evaluation(sub)
     shutil.rmtree(workdir, ignore_errors=True)
-    source = replace(checkpoint.parse_source(sub.url), commit=sub.commit)
-    fetched = checkpoint.fetch(
-        source,
-        workdir / "model",
-        hub_endpoint=settings.HF_ENDPOINT,
-        allowed_hosts=settings.CHECKPOINT_ALLOWED_HOSTS,
-        limits=limits(),
-        token=settings.HF_TOKEN,
-        progress=beat.download,
-        should_stop=beat.should_stop,
-    )
+    source, fetched = fetch_checkpoint(sub, workdir / "model", beat.download, beat.should_stop)
     info = fetched.info or checkpoint.inspect(fetched.path)
     twin = _evaluated_twin(sub, fetched.sha256)
     if twin is not None:
@@ -370,6 +360,23 @@ def _run(sub: Submission, workdir: Path, beat: Beat) -> str:
     )
     with_db_retry(store, sub, entry, result)
     return with_db_retry(_after_evaluation, sub)
+
+
+def fetch_checkpoint(sub: Submission, dest: Path, progress=None, should_stop=None):
+    """The submission's checkpoint, pinned to the commit resolved at submission, downloaded
+    and verified into dest (DESIGN §6). Returns (source, fetched)."""
+    source = replace(checkpoint.parse_source(sub.url), commit=sub.commit)
+    fetched = checkpoint.fetch(
+        source,
+        dest,
+        hub_endpoint=settings.HF_ENDPOINT,
+        allowed_hosts=settings.CHECKPOINT_ALLOWED_HOSTS,
+        limits=limits(),
+        token=settings.HF_TOKEN,
+        progress=progress,
+        should_stop=should_stop,
+    )
+    return source, fetched
 
 
 def _evaluated_twin(sub: Submission, sha256: str) -> Submission | None:

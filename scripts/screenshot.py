@@ -5,31 +5,22 @@
 
 import os
 import sys
+from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.browser import chromium_page  # noqa: E402
 
 CHROMIUM = os.getenv("CHROMIUM", "/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def main(pairs: list[str]) -> None:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
+    with chromium_page(CHROMIUM) as page:
+        page.set_viewport_size({"width": 1440, "height": 900})
         for url, out in zip(pairs[::2], pairs[1::2], strict=True):
             page.goto(url, wait_until="networkidle")
             page.wait_for_timeout(500)
             page.screenshot(path=out, full_page=True)
             print("wrote", out)
-        browser.close()
 
 
 if __name__ == "__main__":

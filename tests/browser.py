@@ -29,6 +29,15 @@ def chromium_page(executable_path: str):
         page = context.new_page()
         errors = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # A script or style the Content-Security-Policy blocks is a bug of ours.
+        page.on(
+            "console",
+            lambda msg: (
+                errors.append(msg.text)
+                if msg.type == "error" and "Content Security Policy" in msg.text
+                else None
+            ),
+        )
         page.errors = errors
         try:
             yield page
