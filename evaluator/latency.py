@@ -111,15 +111,17 @@ def roofline_fraction(bytes_per_token: int, bandwidth_gb_s: float, decode_ms: fl
     return (bytes_per_token / (bandwidth_gb_s * 1e9)) / (decode_ms / 1000)
 
 
-def measure_bandwidth(threads: int = 1, size_mb: int = 256, timeout_s: float = 120) -> float:
+def measure_bandwidth(
+    threads: int = 1, size_mb: int | None = None, timeout_s: float = 120
+) -> float:
     """Memory read bandwidth of this machine in GB/s, with `threads` torch threads.
 
-    The fastest of streaming kernels (sum, copy, matrix-vector product) over a buffer far
-    larger than the CPU caches, best of several runs. Slow-ish (seconds): callers measure
-    once per device profile and keep the figure.
+    The fastest of streaming kernels (sum, copy, matrix-vector product) over a buffer of
+    `size_mb` (default: twice the last-level cache, at least 256 MB), best of several runs.
+    Takes seconds: callers measure once per device profile and keep the figure.
     """
-    raw = _run_child(["bandwidth", "--size-mb", str(size_mb)], threads=threads, timeout_s=timeout_s)
-    return raw["bandwidth_gb_s"]
+    args = ["bandwidth"] + (["--size-mb", str(size_mb)] if size_mb else [])
+    return _run_child(args, threads=threads, timeout_s=timeout_s)["bandwidth_gb_s"]
 
 
 def _run_child(args: list[str], threads: int, timeout_s: float) -> dict:

@@ -84,7 +84,7 @@ def apply_layer_sharing(model: PreTrainedModel) -> PreTrainedModel:
     repeats = sharing_repeats(config)
     if repeats == 1:
         return model
-    if config.is_heterogeneous:
+    if getattr(config, "is_heterogeneous", False):
         raise ValueError("layer_sharing is not supported with per-layer configs")
     if getattr(model, "_layers_shared", False):
         raise ValueError("layer sharing was already applied to this model")

@@ -190,8 +190,20 @@ def _environment(torch, settings: dict) -> dict:
     }
 
 
-def run_bandwidth(size_mb: int, threads: int, rounds: int = 8) -> dict:
+def _llc_mb() -> int:
+    """Size of the largest CPU cache in MiB (0 if unknown)."""
+    sizes = [0]
+    for path in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = path.read_text().strip()
+        scale = {"K": 1 / 1024, "M": 1, "G": 1024}.get(text[-1:], 1 / 2**20)
+        sizes.append(int(float(text.rstrip("KMG")) * scale))
+    return max(sizes)
+
+
+def run_bandwidth(size_mb: int | None, threads: int, rounds: int = 8) -> dict:
     torch = _set_threads(threads)
+    # Twice the last-level cache, so the figure is memory's, not the cache's.
+    size_mb = size_mb or min(max(256, 2 * _llc_mb()), 2048)
     n = size_mb * 2**20 // 4
     src = torch.ones(n)
     dst = torch.empty_like(src)
@@ -210,7 +222,7 @@ def run_bandwidth(size_mb: int, threads: int, rounds: int = 8) -> dict:
             start = time.perf_counter_ns()
             kernel()
             best = max(best, nbytes / (time.perf_counter_ns() - start))  # bytes/ns == GB/s
-    return {"bandwidth_gb_s": best, "threads": torch.get_num_threads()}
+    return {"bandwidth_gb_s": best, "threads": torch.get_num_threads(), "size_mb": size_mb}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -218,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("mode", choices=("probe", "bandwidth"))
     parser.add_argument("model_dir", nargs="?", type=Path)
     parser.add_argument("--settings", default="{}")
-    parser.add_argument("--size-mb", type=int, default=256)
+    parser.add_argument("--size-mb", type=int, default=None)
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
