@@ -20,6 +20,7 @@ def chromium_page(executable_path: str):
 
     # Playwright's sync API runs an event loop in this thread; the Django ORM calls the
     # tests make around it are still synchronous and safe.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable_path, args=LAUNCH_ARGS)
@@ -43,3 +44,7 @@ def chromium_page(executable_path: str):
             yield page
         finally:
             browser.close()
+            if previous is None:
+                os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+            else:
+                os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous

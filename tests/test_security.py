@@ -19,6 +19,12 @@ PROD_ENV = {
 }
 
 
+def prod_env(**extra) -> dict:
+    env = {**os.environ, **PROD_ENV, **extra}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # a test-only switch (tests/browser.py)
+    return env
+
+
 def run_python(code: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -26,7 +32,7 @@ def run_python(code: str, **env) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, **PROD_ENV, **env},
+        env=prod_env(**env),
     )
 
 
@@ -37,7 +43,7 @@ def test_production_settings_pass_the_deploy_check():
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, **PROD_ENV},
+        env=prod_env(),
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "no issues" in out.stdout
