@@ -15,10 +15,13 @@ export CHECKPOINT_ALLOWED_HOSTS=${CHECKPOINT_ALLOWED_HOSTS-127.0.0.1,localhost}
     --queues="${WORKER_QUEUES:-default,eval,latency.local-cpu}" --beat --schedule=var/celerybeat-schedule \
     >var/log/worker.log 2>&1 &
 WORKER=$!
-trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM
 
 echo "Worker started (pid $WORKER, log var/log/worker.log)."
 echo "The leaderboard is at http://$HOST:$PORT/  (Ctrl-C stops the site and the worker)"
 echo "Try a submission: http://$HOST:$PORT/submit/ offers a demo checkpoint served by this site."
 "$BIN/gunicorn" config.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 \
-    --access-logfile - --error-logfile -
+    --access-logfile - --error-logfile - &
+WEB=$!
+# Whichever stops first (or Ctrl-C / TERM here), stop the other too.
+trap 'kill $WORKER $WEB 2>/dev/null; wait' EXIT INT TERM
+wait -n $WORKER $WEB
