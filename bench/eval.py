@@ -25,17 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from evaluator import datasource  # noqa: E402
 from evaluator.harness import CPU_BATCH_SIZE, TASKS  # noqa: E402
+from evaluator.machine import cpu_model  # noqa: E402
 from evaluator.tinymodel import MOBILELLM_125M, build_tiny_model  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed(cmd: list[str], env: dict[str, str], log: Path) -> float:

@@ -47,6 +47,8 @@ from urllib.parse import unquote, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from evaluator.machine import cpu_model  # noqa: E402
+
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/leaderboard_load"
 DEFAULT_SQLITE = f"sqlite:///{ROOT / 'var' / 'load.sqlite3'}"
 THROWAWAY = ("load", "bench", "throwaway")
@@ -106,16 +108,6 @@ function request()
   return wrk.format(nil, nil, nil, body)
 end
 """
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def loadavg() -> str:

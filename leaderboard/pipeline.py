@@ -23,7 +23,7 @@ from django.db.utils import InterfaceError, OperationalError
 from django.utils import timezone
 from django.utils.text import slugify
 
-from evaluator import checkpoint, harness, safehttp
+from evaluator import checkpoint, harness, machine, safehttp
 
 from .models import Entry, EvaluationRun, Submission, TaskScore
 from .suites import csr_suite
@@ -428,7 +428,7 @@ def store(sub: Submission, entry: Entry, result: harness.EvalResult) -> Evaluati
         **result.provenance,
         "lm_eval_version": result.provenance.get("versions", {}).get("lm_eval"),
         "project_version": settings.PROJECT_VERSION,
-        "hardware": hardware(),
+        "hardware": machine.describe(),
         "submission": sub.pk,
     }
     benchmark = provenance.get("benchmark", "sample")
@@ -479,21 +479,6 @@ def _samples_file(result: harness.EvalResult) -> ContentFile:
     with tempfile.NamedTemporaryFile(suffix=".jsonl.gz") as tmp:
         harness.write_samples_jsonl_gz(result, tmp.name)
         return ContentFile(Path(tmp.name).read_bytes())
-
-
-def hardware() -> dict:
-    import os
-    import platform
-
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(
-                (line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform()}
 
 
 def _after_evaluation(sub: Submission) -> str:

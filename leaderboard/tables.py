@@ -281,15 +281,6 @@ def attach_latency(rows: list[Row], runs, profile: str) -> None:
         row.latency = by_entry.get(row.entry_id, dict.fromkeys(LATENCY_FIELDS))
 
 
-def paper_tables(suite: Suite) -> list[str]:
-    return list(
-        PaperRow.objects.filter(run__suite=suite)
-        .values_list("table", flat=True)
-        .distinct()
-        .order_by("table")
-    )
-
-
 def paper_table(suite: Suite, table: str) -> tuple[list, list[Row]]:
     """A reported table as printed: same rows, same order, same groups, best marked per group."""
     tasks = list(suite.tasks.all())
