@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install migrate run test lint bench demo clean
+.PHONY: install install-executorch migrate run test lint bench demo clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Optional: the latency probe's ExecuTorch runtime (XNNPACK); its tests skip without it.
+install-executorch: install
+	$(PY) -m pip install --quiet -r requirements-executorch.txt
 
 migrate: install
 	$(PY) manage.py migrate --noinput

@@ -7,7 +7,12 @@ interleaved rounds, and the LS/30 and 60/30 ratios are printed beside the paper'
 ExecuTorch, MPS). Execute is our decode time per token at context depth 128 (p50). Takes
 a few minutes on a quiet machine.
 
-    python bench/latency.py [--threads N] [--rounds K] [--repeats R] [--json OUT] [--keep DIR]
+With `--runtime executorch` (needs `make install-executorch`) each model is exported once to
+an ExecuTorch program lowered to XNNPACK (untimed, several minutes for the 60-layer model;
+kept beside the model, reused by later rounds and by `--keep`), and the probe runs that.
+
+    python bench/latency.py [--threads N] [--rounds K] [--repeats R] [--runtime eager|executorch]
+                            [--json OUT] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evaluator.latency import ProbeResult, ProbeSettings, measure_bandwidth, probe  # noqa: E402
+from evaluator.latency import (  # noqa: E402
+    RUNTIMES,
+    ProbeResult,
+    ProbeSettings,
+    measure_bandwidth,
+    probe,
+)
 from evaluator.tinymodel import MOBILELLM_125M, build_tiny_model  # noqa: E402
 
 PAPER_CSV = [
@@ -77,7 +88,13 @@ def run(workdir: Path, settings: ProbeSettings, rounds: int) -> dict:
     for i in range(rounds):
         for name, model_dir in dirs.items():
             print(f"round {i + 1}/{rounds}: probing {name} ...", flush=True)
-            results[name].append(probe(model_dir, settings, bandwidth_gb_s=bandwidth))
+            # ExecuTorch: the program is exported on the first round, reused after.
+            export_dir = model_dir.with_name(model_dir.name + "-pte")
+            if settings.runtime == "eager":
+                export_dir = None
+            results[name].append(
+                probe(model_dir, settings, bandwidth_gb_s=bandwidth, export_dir=export_dir)
+            )
     return {"bandwidth_gb_s": bandwidth, "results": results}
 
 
@@ -153,6 +170,7 @@ def main() -> None:
     parser.add_argument("--decode-depth", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats inside a probe")
     parser.add_argument("--rounds", type=int, default=3, help="probes of each model, interleaved")
+    parser.add_argument("--runtime", default="eager", choices=RUNTIMES)
     parser.add_argument("--json", dest="json_out", type=Path, help="write the results here")
     parser.add_argument("--keep", type=Path, help="build (or reuse) the models here")
     args = parser.parse_args()
@@ -161,7 +179,8 @@ def main() -> None:
         prompt_tokens=args.prompt_tokens,
         decode_depth=args.decode_depth,
         repeats=args.repeats,
-        timeout_s=1200,
+        runtime=args.runtime,
+        timeout_s=1800,
     )
     paper = paper_rows()
     if args.keep:

@@ -11,6 +11,7 @@ probe's own. This module only starts the child and reads its JSON back.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -22,7 +23,9 @@ from pathlib import Path
 
 from evaluator.modeling import weight_files
 
-RUNTIMES = ("eager",)
+# "eager": the transformers model in PyTorch. "executorch": the same model exported to an
+# ExecuTorch program lowered to XNNPACK (needs `make install-executorch`), as in the paper.
+RUNTIMES = ("eager", "executorch")
 DTYPES = ("float32", "bfloat16", "float16")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,17 +87,34 @@ def probe(
     model_dir: str | Path,
     settings: ProbeSettings = ProbeSettings(),  # noqa: B008 - frozen, so sharing is safe
     bandwidth_gb_s: float | None = None,
+    export_dir: str | Path | None = None,
 ) -> ProbeResult:
-    """Measure one model directory in a fresh subprocess; ProbeError if the child fails."""
+    """Measure one model directory in a fresh subprocess; ProbeError if the child fails.
+
+    For the executorch runtime the model is first exported and lowered in another,
+    untimed subprocess (see evaluator.executorch_export); `export_dir` keeps that program
+    and reuses it while the model and settings it was made for are unchanged (default: a
+    temporary directory, removed afterwards).
+    """
     model_dir = Path(model_dir).resolve()
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"not a model directory (no config.json): {model_dir}")
     weight_files(model_dir)  # a missing file is clear here, without starting a child
-    raw = _run_child(
-        ["probe", str(model_dir), "--settings", json.dumps(asdict(settings))],
-        threads=settings.threads,
-        timeout_s=settings.timeout_s,
-    )
+    args = ["probe", str(model_dir), "--settings", json.dumps(asdict(settings))]
+    if settings.runtime == "executorch":
+        if export_dir is not None:
+            prepared = prepare_executorch(model_dir, settings, Path(export_dir))
+            raw = _run_child(
+                [*args, "--prepared", str(prepared)], settings.threads, settings.timeout_s
+            )
+        else:
+            with tempfile.TemporaryDirectory(prefix="probe-pte-") as tmp:
+                prepared = prepare_executorch(model_dir, settings, Path(tmp))
+                raw = _run_child(
+                    [*args, "--prepared", str(prepared)], settings.threads, settings.timeout_s
+                )
+    else:
+        raw = _run_child(args, threads=settings.threads, timeout_s=settings.timeout_s)
     result = ProbeResult(**raw)
     if bandwidth_gb_s is not None:
         result.bandwidth_gb_s = bandwidth_gb_s
@@ -102,6 +122,69 @@ def probe(
             result.bytes_per_token, bandwidth_gb_s, result.decode_ms_p50
         )
     return result
+
+
+def executorch_cache_len(settings: ProbeSettings) -> int:
+    """KV-cache positions the exported program needs: the prompt, or depth + decoded tokens.
+
+    Every prefill and decode round (warm-up included) starts again from position 0.
+    """
+    return max(settings.prompt_tokens, settings.decode_depth + settings.decode_tokens)
+
+
+def export_key(model_dir: Path, settings: ProbeSettings) -> dict:
+    """What an exported program depends on; a kept program is reused only if this matches."""
+    return {
+        "model_dir": str(model_dir),
+        "weights": [
+            [f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in weight_files(model_dir)
+        ],
+        "config": (model_dir / "config.json").read_text(),
+        "dtype": settings.dtype,
+        "max_cache_len": executorch_cache_len(settings),
+        "prompt_tokens": settings.prompt_tokens,
+        "decode_depth": settings.decode_depth,
+    }
+
+
+def prepare_executorch(model_dir: Path, settings: ProbeSettings, out_dir: Path) -> Path:
+    """Export and lower the model to out_dir/model.pte (untimed), unless already there.
+
+    A fresh subprocess, so export's time and memory stay out of the probe; it uses every
+    core, since nothing is being timed. ProbeError if it fails.
+    """
+    if importlib.util.find_spec("executorch") is None:
+        raise ProbeError(
+            "the executorch runtime needs the executorch package: run `make install-executorch`"
+        )
+    key = export_key(model_dir, settings)
+    key_file = out_dir / "key.json"
+    if key_file.is_file() and json.loads(key_file.read_text()) == key:
+        if (out_dir / "model.pte").is_file() and (out_dir / "export.json").is_file():
+            return out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key_file.unlink(missing_ok=True)
+    threads = os.cpu_count() or 1
+    _run_child(
+        [
+            str(model_dir),
+            "--max-cache-len",
+            str(key["max_cache_len"]),
+            "--prompt-tokens",
+            str(settings.prompt_tokens),
+            "--decode-depth",
+            str(settings.decode_depth),
+            "--dtype",
+            settings.dtype,
+        ],
+        threads=threads,
+        timeout_s=settings.timeout_s,
+        module="evaluator.executorch_export",
+        out_flag=out_dir,
+        what="ExecuTorch export",
+    )
+    key_file.write_text(json.dumps(key))
+    return out_dir
 
 
 def roofline_fraction(bytes_per_token: int, bandwidth_gb_s: float, decode_ms: float) -> float:
@@ -124,7 +207,18 @@ def measure_bandwidth(
     return _run_child(args, threads=threads, timeout_s=timeout_s)["bandwidth_gb_s"]
 
 
-def _run_child(args: list[str], threads: int, timeout_s: float) -> dict:
+def _run_child(
+    args: list[str],
+    threads: int,
+    timeout_s: float,
+    module: str = "evaluator.probe_worker",
+    out_flag: Path | None = None,
+    what: str = "latency probe",
+) -> dict:
+    """Run `python -m module ARGS --threads N --out FILE` and return FILE's JSON.
+
+    With `out_flag`, --out names that directory instead and its export.json is the result.
+    """
     env = dict(os.environ)
     # Set in the environment so the OpenMP/MKL pools are sized before torch even loads.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -136,19 +230,21 @@ def _run_child(args: list[str], threads: int, timeout_s: float) -> dict:
         TRANSFORMERS_VERBOSITY="error",
     )
     with tempfile.TemporaryDirectory(prefix="probe-") as tmp:
-        out = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-m", "evaluator.probe_worker", *args]
-        cmd += ["--threads", str(threads), "--out", str(out)]
+        out = Path(tmp) / "result.json" if out_flag is None else out_flag / "export.json"
+        if out_flag is not None:
+            out.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", module, *args]
+        cmd += ["--threads", str(threads), "--out", str(out if out_flag is None else out_flag)]
         try:
             proc = subprocess.run(
                 cmd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
             )
         except subprocess.TimeoutExpired as exc:
             raise ProbeError(
-                f"latency probe exceeded its {timeout_s:g} s timeout{_tail(exc.stderr)}"
+                f"{what} exceeded its {timeout_s:g} s timeout{_tail(exc.stderr)}"
             ) from None
         if proc.returncode != 0 or not out.is_file():
-            raise ProbeError(f"latency probe failed (exit {proc.returncode}){_tail(proc.stderr)}")
+            raise ProbeError(f"{what} failed (exit {proc.returncode}){_tail(proc.stderr)}")
         raw = json.loads(out.read_text())
     bad = [k for k, v in raw.items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:
@@ -172,6 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--decode-depth", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--runtime", default="eager", choices=RUNTIMES)
     parser.add_argument("--bandwidth", action="store_true", help="measure it for roofline_frac")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     args = parser.parse_args(argv)
@@ -181,6 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         prompt_tokens=args.prompt_tokens,
         decode_depth=args.decode_depth,
         repeats=args.repeats,
+        runtime=args.runtime,
     )
     bandwidth = measure_bandwidth(args.threads) if args.bandwidth else None
     result = probe(args.model_dir, settings, bandwidth)
@@ -192,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
             shown = f"{value:.4g}" if isinstance(value, float) else value
             print(f"{name:>18}  {shown}")
     env = result.environment
-    where = f"{env['cpu_model']}; {env['threads']} threads; torch {env['torch']}"
+    where = f"{env['cpu_model']}; {env['threads']} threads; {env['runtime']}; torch {env['torch']}"
     print(f"{'environment':>18}  {where}")
 
 

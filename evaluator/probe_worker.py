@@ -1,6 +1,7 @@
 """The latency probe's child process; evaluator.latency starts it, nothing else should.
 
     python -m evaluator.probe_worker probe MODEL_DIR --settings JSON --threads N --out FILE
+    python -m evaluator.probe_worker probe MODEL_DIR --settings JSON --prepared DIR ...
     python -m evaluator.probe_worker bandwidth [--size-mb M] --threads N --out FILE
 
 The result goes to FILE as JSON, so stray prints from libraries cannot corrupt it. Known
@@ -125,6 +126,116 @@ def run_probe(model_dir: Path, settings: dict, threads: int) -> dict:
     }
 
 
+# ExecuTorch's first-forward logits must match eager PyTorch's this closely (max abs diff).
+LOGITS_TOLERANCE = 1e-4
+
+
+def run_executorch_probe(model_dir: Path, prepared: Path, settings: dict, threads: int) -> dict:
+    """The probe on an ExecuTorch program made by evaluator.executorch_export.
+
+    load = read model.pte into memory; init = load_program + load_method (XNNPACK packs
+    its weights there); then the same first forward, prefill and decode rounds as eager.
+    One program with a dynamic sequence length serves prefill (one call over the prompt)
+    and decode (one token per call); its static KV cache lives inside the program and each
+    call's cache_position says where the tokens go.
+    """
+    torch = _set_threads(threads)
+    from executorch.extension.pybindings import portable_lib
+
+    # XNNPACK runs on ExecuTorch's own thread pool (sized to the cores by default).
+    portable_lib._unsafe_reset_threadpool(threads)
+    from executorch.runtime import Runtime
+
+    runtime = Runtime.get()  # loads the runtime library: start-up, not model init
+    export_info = json.loads((prepared / "export.json").read_text())
+    reference = torch.load(prepared / "reference.pt")
+    pte = prepared / "model.pte"
+
+    start = time.perf_counter_ns()
+    data = pte.read_bytes()
+    load_ms = _ms_since(start)
+
+    start = time.perf_counter_ns()
+    program = runtime.load_program(data)
+    method = program.load_method("forward")
+    init_ms = _ms_since(start)
+
+    def run(ids, position: int):
+        positions = torch.arange(position, position + ids.shape[1])
+        return method.execute([ids, positions])[0]
+
+    torch.manual_seed(0)
+    prompt = reference["prompt"]
+    vocab = reference["logits"].shape[-1]
+    context = torch.randint(0, vocab, (1, settings["decode_depth"]))
+
+    def decode_round(steps: int) -> list[float]:
+        # Filling the cache to the decode depth is one untimed prefill call from position 0.
+        logits = run(context, 0)
+        times = []
+        for i in range(steps):
+            next_id = logits[:, -1:].argmax(-1)  # greedy choice, outside the timed region
+            position = torch.tensor([settings["decode_depth"] + i])
+            start = time.perf_counter_ns()
+            logits = method.execute([next_id, position])[0]
+            times.append(_ms_since(start))
+        return times
+
+    start = time.perf_counter_ns()
+    first = run(prompt, 0)
+    first_forward_ms = _ms_since(start)
+    diff = (first.float() - reference["logits"]).abs().max().item()
+    if not diff <= LOGITS_TOLERANCE:  # also catches NaN
+        raise ValueError(
+            f"ExecuTorch logits differ from eager PyTorch's on the first forward: max abs "
+            f"difference {diff:.3g} > {LOGITS_TOLERANCE:g}"
+        )
+    for _ in range(settings["warmup"]):
+        run(prompt, 0)
+        decode_round(min(4, settings["decode_tokens"]))
+    prefill_samples = []
+    for _ in range(settings["repeats"]):
+        start = time.perf_counter_ns()
+        run(prompt, 0)
+        prefill_samples.append(_ms_since(start))
+    decode_samples = []
+    for _ in range(settings["repeats"]):
+        decode_samples += decode_round(settings["decode_tokens"])
+
+    import executorch.version
+
+    decode_p50 = statistics.median(decode_samples)
+    environment = _environment(torch, settings)
+    environment.update(
+        runtime=f"executorch {executorch.version.__version__} (XNNPACK)",
+        xnnpack_threads=portable_lib._threadpool_get_thread_count(),
+        prefill="one call over the prompt (dynamic sequence length)",
+        logits_max_abs_diff=diff,
+        logits_tolerance=LOGITS_TOLERANCE,
+        export=export_info,
+    )
+    return {
+        "load_ms": load_ms,
+        "init_ms": init_ms,
+        "first_forward_ms": first_forward_ms,
+        "prefill_ms": statistics.median(prefill_samples),
+        "decode_ms_p50": decode_p50,
+        "decode_ms_p90": _percentile(decode_samples, 0.9),
+        "decode_tok_s": 1000 / decode_p50,
+        "peak_rss_mb": _peak_rss_mb(),
+        "file_size_mb": pte.stat().st_size / 2**20,
+        "bytes_per_token": export_info["bytes_per_token"],
+        "samples": {
+            "load_ms": [load_ms],
+            "init_ms": [init_ms],
+            "first_forward_ms": [first_forward_ms],
+            "prefill_ms": prefill_samples,
+            "decode_ms": decode_samples,
+        },
+        "environment": environment,
+    }
+
+
 def _bytes_per_token(model, depth: int) -> int:
     """Weights plus KV cache one decode step reads from memory, at `depth` cached tokens.
 
@@ -231,12 +342,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("model_dir", nargs="?", type=Path)
     parser.add_argument("--settings", default="{}")
     parser.add_argument("--size-mb", type=int, default=None)
+    parser.add_argument("--prepared", type=Path, help="the exported program (executorch)")
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
         if args.mode == "bandwidth":
             result = run_bandwidth(args.size_mb, args.threads)
+        elif args.prepared is not None:
+            settings = json.loads(args.settings)
+            result = run_executorch_probe(args.model_dir, args.prepared, settings, args.threads)
         else:
             result = run_probe(args.model_dir, json.loads(args.settings), args.threads)
     except (OSError, ValueError, KeyError) as exc:
