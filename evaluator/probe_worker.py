@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from evaluator.machine import cpu_model  # standard library only: safe before torch loads
+
 
 def _set_threads(threads: int):
     # Before anything else touches torch: the interop pool can only be sized before first use.
@@ -103,27 +105,16 @@ def run_probe(model_dir: Path, settings: dict, threads: int) -> dict:
         for _ in range(settings["repeats"]):
             decode_samples += decode_round(settings["decode_tokens"])
 
-    decode_p50 = statistics.median(decode_samples)
-    return {
-        "load_ms": load_ms,
-        "init_ms": init_ms,
-        "first_forward_ms": first_forward_ms,
-        "prefill_ms": statistics.median(prefill_samples),
-        "decode_ms_p50": decode_p50,
-        "decode_ms_p90": _percentile(decode_samples, 0.9),
-        "decode_tok_s": 1000 / decode_p50,
-        "peak_rss_mb": _peak_rss_mb(),
-        "file_size_mb": sum(f.stat().st_size for f in files) / 2**20,
-        "bytes_per_token": _bytes_per_token(model, settings["decode_depth"]),
-        "samples": {
-            "load_ms": [load_ms],
-            "init_ms": [init_ms],
-            "first_forward_ms": [first_forward_ms],
-            "prefill_ms": prefill_samples,
-            "decode_ms": decode_samples,
-        },
-        "environment": _environment(torch, settings),
-    }
+    return _summary(
+        load_ms,
+        init_ms,
+        first_forward_ms,
+        prefill_samples,
+        decode_samples,
+        file_size_mb=sum(f.stat().st_size for f in files) / 2**20,
+        bytes_per_token=_bytes_per_token(model, settings["decode_depth"]),
+        environment=_environment(torch, settings),
+    )
 
 
 # ExecuTorch's first-forward logits must match eager PyTorch's this closely (max abs diff).
@@ -204,7 +195,6 @@ def run_executorch_probe(model_dir: Path, prepared: Path, settings: dict, thread
 
     import executorch.version
 
-    decode_p50 = statistics.median(decode_samples)
     environment = _environment(torch, settings)
     environment.update(
         runtime=f"executorch {executorch.version.__version__} (XNNPACK)",
@@ -214,6 +204,31 @@ def run_executorch_probe(model_dir: Path, prepared: Path, settings: dict, thread
         logits_tolerance=LOGITS_TOLERANCE,
         export=export_info,
     )
+    return _summary(
+        load_ms,
+        init_ms,
+        first_forward_ms,
+        prefill_samples,
+        decode_samples,
+        file_size_mb=pte.stat().st_size / 2**20,
+        bytes_per_token=export_info["bytes_per_token"],
+        environment=environment,
+    )
+
+
+def _summary(
+    load_ms,
+    init_ms,
+    first_forward_ms,
+    prefill_samples,
+    decode_samples,
+    *,
+    file_size_mb,
+    bytes_per_token,
+    environment,
+) -> dict:
+    """The result both runtimes report: medians, p90, rate, and the raw samples."""
+    decode_p50 = statistics.median(decode_samples)
     return {
         "load_ms": load_ms,
         "init_ms": init_ms,
@@ -223,8 +238,8 @@ def run_executorch_probe(model_dir: Path, prepared: Path, settings: dict, thread
         "decode_ms_p90": _percentile(decode_samples, 0.9),
         "decode_tok_s": 1000 / decode_p50,
         "peak_rss_mb": _peak_rss_mb(),
-        "file_size_mb": pte.stat().st_size / 2**20,
-        "bytes_per_token": export_info["bytes_per_token"],
+        "file_size_mb": file_size_mb,
+        "bytes_per_token": bytes_per_token,
         "samples": {
             "load_ms": [load_ms],
             "init_ms": [init_ms],
@@ -272,21 +287,11 @@ def _peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _environment(torch, settings: dict) -> dict:
     import transformers
 
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
