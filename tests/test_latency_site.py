@@ -6,13 +6,8 @@ import pytest
 
 from leaderboard.models import DeviceProfile, LatencyResult, Submission
 from tests.factories import make_entry, make_run
+from tests.responses import body
 from tests.workers import celery_worker, wait_for
-
-
-def body(response) -> str:
-    if getattr(response, "streaming", False):
-        return b"".join(response.streaming_content).decode()
-    return response.content.decode()
 
 
 @pytest.fixture

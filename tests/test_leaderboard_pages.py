@@ -7,14 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.factories import make_entry, make_many, make_run
+from tests.responses import body
 
 PAPER_ORDER = ["ARC-e", "ARC-c", "BoolQ", "PIQA", "SIQA", "HellaSwag", "OBQA", "WinoGrande"]
-
-
-def body(response) -> str:
-    if getattr(response, "streaming", False):
-        return b"".join(response.streaming_content).decode()
-    return response.content.decode()
 
 
 def csv_rows(response) -> list[dict]:

@@ -10,15 +10,10 @@ import pytest
 from django.db.models import F
 
 from leaderboard.models import DeviceProfile, LatencyResult, Submission
+from tests.responses import body
 from tests.workers import celery_worker, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def body(response) -> str:
-    if getattr(response, "streaming", False):
-        return b"".join(response.streaming_content).decode()
-    return response.content.decode()
 
 
 @pytest.fixture
