@@ -30,7 +30,21 @@ def site(settings, tmp_path, transactional_db):
     return settings
 
 
-def submit(served, name="Tiny", path="tiny.tar.gz", enqueue=True) -> Submission:
+@pytest.fixture(scope="module", autouse=True)
+def slow_archive(served, tmp_path_factory):
+    """A model big enough that an evaluation lasts many seconds even on a quiet machine:
+    the faults below must strike while it runs (the 2-layer tiny one is done in ~2 s)."""
+    import tarfile
+
+    from evaluator.tinymodel import TinySpec, build_tiny_model
+
+    spec = TinySpec(layers=8, hidden=320, heads=5, kv_heads=1, ffn=896, seed=1)
+    model = build_tiny_model(tmp_path_factory.mktemp("slow") / "slow-llama", spec)
+    with tarfile.open(served.root / "slow.tar.gz", "w:gz") as tar:
+        tar.add(model, arcname="slow-llama")
+
+
+def submit(served, name="Slow", path="slow.tar.gz", enqueue=True) -> Submission:
     url = f"{served.url}/{path}"
     sub, created = pipeline.create_submission(
         pipeline.resolve_source(url), url, name, enqueue=enqueue
@@ -45,6 +59,7 @@ def status(sub) -> str:
 
 def evaluating_mid_way(sub) -> bool:
     s = Submission.objects.get(pk=sub.pk)
+    assert s.status not in Submission.ENDED, f"the run ended ({s.status}) before the fault"
     return s.status == "evaluating" and s.task_index >= 1
 
 
@@ -83,7 +98,7 @@ def test_submissions_survive_a_redis_restart(site, served, tmp_path):
     try:
         with app.connection_for_write(broker.url) as conn:
             first = submit(served, "First", enqueue=False)
-            second = submit(served, "Second", "tiny.tar.gz?copy=2", enqueue=False)
+            second = submit(served, "Second", "tiny.tar.gz", enqueue=False)
             # Both messages are sent to the private broker, not the shared test one.
             from leaderboard.tasks import evaluate_submission
 
@@ -144,7 +159,7 @@ def test_a_run_past_its_time_limit_fails_with_the_reason(site, redis_url, served
 def test_a_cancelled_run_stops_within_seconds_and_frees_its_worker(
     site, redis_url, served, tmp_path
 ):
-    first, second = submit(served, "First"), submit(served, "Second", "tiny.tar.gz?copy=2")
+    first, second = submit(served, "First"), submit(served, "Second", "tiny.tar.gz")
     with celery_worker(redis_url, tmp_path, "eval", name="w") as worker:
         wait_for(lambda: status(first) == "evaluating", 240, "the first to start", worker)
         assert pipeline.cancel(first.pk)
