@@ -42,10 +42,10 @@ def reset_and_seed(count: int) -> None:
 
     Entry.objects.all().delete()
     sys.path.insert(0, str(ROOT))
-    from tests.factories import make_many
+    from leaderboard.seeding import seed_synthetic
 
     for start in range(0, count, 1000):
-        make_many(min(1000, count - start))
+        seed_synthetic(min(1000, count - start))
 
 
 def time_url(client, url: str, repeats: int) -> list[float]:

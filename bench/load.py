@@ -7,7 +7,7 @@ The database is dropped and created again (PostgreSQL) or deleted (SQLite), so i
 say it is throwaway (contain "load", "bench" or "throwaway"). Default: the PostgreSQL
 database `leaderboard_load` on postgres://postgres@127.0.0.1:5432, or var/load.sqlite3 when
 PostgreSQL does not answer. The script migrates, imports the paper's results, seeds N models
-x 8 tasks (tests/factories.make_many), and starts gunicorn (2 workers x 4 threads by default)
+x 8 tasks (leaderboard.seeding), and starts gunicorn (2 workers x 4 threads by default)
 on a free 127.0.0.1 port with production settings: DEBUG=false, a SECRET_KEY,
 ALLOWED_HOSTS=127.0.0.1, SECURE_SSL_REDIRECT=false, no REDIS_URL (Celery's filesystem broker
 under a temporary VAR_DIR, so a submission's message is only queued: no worker runs) and
@@ -194,13 +194,13 @@ def seed(models: int) -> dict:
     from django.db import connection
 
     from leaderboard.models import Entry, TaskScore
-    from tests.factories import make_many
+    from leaderboard.seeding import seed_synthetic
 
     start = time.perf_counter()
     call_command("migrate", verbosity=0)
     call_command("import_reported", verbosity=0, stdout=open(os.devnull, "w"))
     for first in range(0, models, 1000):
-        make_many(min(1000, models - first))
+        seed_synthetic(min(1000, models - first))
     info = {
         "entries": Entry.objects.count(),
         "scores": TaskScore.objects.count(),

@@ -20,20 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from evaluator import datasource
+from evaluator.tasks_spec import HARNESS_TASKS, HEADLINE
 
-# Headline metric per task, in the paper's column order (ARC-e, ARC-c, BoolQ, PIQA, SIQA,
-# HellaSwag, OBQA, WinoGrande): acc_norm where the task has it, else acc (DESIGN.md §4).
-HEADLINE = {
-    "arc_easy": "acc_norm",
-    "arc_challenge": "acc_norm",
-    "boolq": "acc",
-    "piqa": "acc_norm",
-    "social_iqa": "acc",
-    "hellaswag": "acc_norm",
-    "openbookqa": "acc_norm",
-    "winogrande": "acc",
-}
-TASKS = list(HEADLINE)
+# The suite (lm-eval task names in the paper's column order, headline metrics): tasks_spec.
+TASKS = HARNESS_TASKS
 # On CPU a batch of 8 already fills the matrix units (8 x ~100 tokens); bigger batches only
 # add padding and a [batch, tokens, vocab] log-softmax that outgrows the caches. On CUDA,
 # lm-eval's "auto" probes the largest batch that fits, up to this bound.

@@ -11,6 +11,7 @@ probe's own. This module only starts the child and reads its JSON back.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import math
@@ -18,6 +19,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from evaluator.modeling import weight_files
 RUNTIMES = ("eager", "executorch")
 DTYPES = ("float32", "bfloat16", "float16")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+TICK_S = 2.0
 
 
 class ProbeError(RuntimeError):
@@ -88,33 +92,27 @@ def probe(
     settings: ProbeSettings = ProbeSettings(),  # noqa: B008 - frozen, so sharing is safe
     bandwidth_gb_s: float | None = None,
     export_dir: str | Path | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> ProbeResult:
     """Measure one model directory in a fresh subprocess; ProbeError if the child fails.
 
     For the executorch runtime the model is first exported and lowered in another,
     untimed subprocess (see evaluator.executorch_export); `export_dir` keeps that program
     and reuses it while the model and settings it was made for are unchanged (default: a
-    temporary directory, removed afterwards).
+    temporary directory, removed afterwards). tick() runs every few seconds meanwhile.
     """
     model_dir = Path(model_dir).resolve()
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"not a model directory (no config.json): {model_dir}")
     weight_files(model_dir)  # a missing file is clear here, without starting a child
     args = ["probe", str(model_dir), "--settings", json.dumps(asdict(settings))]
-    if settings.runtime == "executorch":
-        if export_dir is not None:
-            prepared = prepare_executorch(model_dir, settings, Path(export_dir))
-            raw = _run_child(
-                [*args, "--prepared", str(prepared)], settings.threads, settings.timeout_s
-            )
-        else:
-            with tempfile.TemporaryDirectory(prefix="probe-pte-") as tmp:
-                prepared = prepare_executorch(model_dir, settings, Path(tmp))
-                raw = _run_child(
-                    [*args, "--prepared", str(prepared)], settings.threads, settings.timeout_s
-                )
-    else:
-        raw = _run_child(args, threads=settings.threads, timeout_s=settings.timeout_s)
+    with contextlib.ExitStack() as stack:
+        if settings.runtime == "executorch":
+            if export_dir is None:
+                export_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="probe-pte-"))
+            prepared = prepare_executorch(model_dir, settings, Path(export_dir), tick=tick)
+            args += ["--prepared", str(prepared)]
+        raw = _run_child(args, settings.threads, settings.timeout_s, tick=tick)
     result = ProbeResult(**raw)
     if bandwidth_gb_s is not None:
         result.bandwidth_gb_s = bandwidth_gb_s
@@ -147,7 +145,9 @@ def export_key(model_dir: Path, settings: ProbeSettings) -> dict:
     }
 
 
-def prepare_executorch(model_dir: Path, settings: ProbeSettings, out_dir: Path) -> Path:
+def prepare_executorch(
+    model_dir: Path, settings: ProbeSettings, out_dir: Path, tick: Callable[[], None] | None = None
+) -> Path:
     """Export and lower the model to out_dir/model.pte (untimed), unless already there.
 
     A fresh subprocess, so export's time and memory stay out of the probe; it uses every
@@ -182,6 +182,7 @@ def prepare_executorch(model_dir: Path, settings: ProbeSettings, out_dir: Path) 
         module="evaluator.executorch_export",
         out_flag=out_dir,
         what="ExecuTorch export",
+        tick=tick,
     )
     key_file.write_text(json.dumps(key))
     return out_dir
@@ -214,10 +215,12 @@ def _run_child(
     module: str = "evaluator.probe_worker",
     out_flag: Path | None = None,
     what: str = "latency probe",
+    tick: Callable[[], None] | None = None,
 ) -> dict:
     """Run `python -m module ARGS --threads N --out FILE` and return FILE's JSON.
 
     With `out_flag`, --out names that directory instead and its export.json is the result.
+    tick() runs every TICK_S seconds while the child works (the caller's heartbeat).
     """
     env = dict(os.environ)
     # Set in the environment so the OpenMP/MKL pools are sized before torch even loads.
@@ -235,16 +238,27 @@ def _run_child(
             out.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", module, *args]
         cmd += ["--threads", str(threads), "--out", str(out if out_flag is None else out_flag)]
-        try:
-            proc = subprocess.run(
-                cmd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise ProbeError(
-                f"{what} exceeded its {timeout_s:g} s timeout{_tail(exc.stderr)}"
-            ) from None
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                _, stderr = proc.communicate(
+                    timeout=max(0.01, min(TICK_S, deadline - time.monotonic()))
+                )
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    proc.kill()
+                    _, stderr = proc.communicate()
+                    raise ProbeError(
+                        f"{what} exceeded its {timeout_s:g} s timeout{_tail(stderr)}"
+                    ) from None
+                if tick is not None:
+                    tick()
         if proc.returncode != 0 or not out.is_file():
-            raise ProbeError(f"{what} failed (exit {proc.returncode}){_tail(proc.stderr)}")
+            raise ProbeError(f"{what} failed (exit {proc.returncode}){_tail(stderr)}")
         raw = json.loads(out.read_text())
     bad = [k for k, v in raw.items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:

@@ -36,13 +36,28 @@ def _ms_since(start_ns: int) -> float:
     return (time.perf_counter_ns() - start_ns) / 1e6
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    # Linear interpolation between closest ranks (numpy's default), without numpy.
-    pos = (len(ordered) - 1) * q
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+def _timed_rounds(prefill, decode_round, settings: dict) -> tuple[list[float], list[float]]:
+    """The timing loop both runtimes share: warm-up, then `repeats` timed prefills and
+    `repeats` decode rounds of `decode_tokens` steps each (decode_round times its steps)."""
+    for _ in range(settings["warmup"]):
+        prefill()
+        decode_round(min(4, settings["decode_tokens"]))
+    prefill_samples = []
+    for _ in range(settings["repeats"]):
+        start = time.perf_counter_ns()
+        prefill()
+        prefill_samples.append(_ms_since(start))
+    decode_samples = []
+    for _ in range(settings["repeats"]):
+        decode_samples += decode_round(settings["decode_tokens"])
+    return prefill_samples, decode_samples
+
+
+def _p90(values: list[float]) -> float:
+    if len(values) == 1:
+        return values[0]
+    # Linear interpolation between closest ranks, as numpy's default percentile does.
+    return statistics.quantiles(values, n=10, method="inclusive")[-1]
 
 
 def run_probe(model_dir: Path, settings: dict, threads: int) -> dict:
@@ -93,17 +108,9 @@ def run_probe(model_dir: Path, settings: dict, threads: int) -> dict:
         start = time.perf_counter_ns()
         prefill(prompt)
         first_forward_ms = _ms_since(start)
-        for _ in range(settings["warmup"]):
-            prefill(prompt)
-            decode_round(min(4, settings["decode_tokens"]))
-        prefill_samples = []
-        for _ in range(settings["repeats"]):
-            start = time.perf_counter_ns()
-            prefill(prompt)
-            prefill_samples.append(_ms_since(start))
-        decode_samples = []
-        for _ in range(settings["repeats"]):
-            decode_samples += decode_round(settings["decode_tokens"])
+        prefill_samples, decode_samples = _timed_rounds(
+            lambda: prefill(prompt), decode_round, settings
+        )
 
     return _summary(
         load_ms,
@@ -181,17 +188,7 @@ def run_executorch_probe(model_dir: Path, prepared: Path, settings: dict, thread
             f"ExecuTorch logits differ from eager PyTorch's on the first forward: max abs "
             f"difference {diff:.3g} > {LOGITS_TOLERANCE:g}"
         )
-    for _ in range(settings["warmup"]):
-        run(prompt, 0)
-        decode_round(min(4, settings["decode_tokens"]))
-    prefill_samples = []
-    for _ in range(settings["repeats"]):
-        start = time.perf_counter_ns()
-        run(prompt, 0)
-        prefill_samples.append(_ms_since(start))
-    decode_samples = []
-    for _ in range(settings["repeats"]):
-        decode_samples += decode_round(settings["decode_tokens"])
+    prefill_samples, decode_samples = _timed_rounds(lambda: run(prompt, 0), decode_round, settings)
 
     import executorch.version
 
@@ -235,7 +232,7 @@ def _summary(
         "first_forward_ms": first_forward_ms,
         "prefill_ms": statistics.median(prefill_samples),
         "decode_ms_p50": decode_p50,
-        "decode_ms_p90": _percentile(decode_samples, 0.9),
+        "decode_ms_p90": _p90(decode_samples),
         "decode_tok_s": 1000 / decode_p50,
         "peak_rss_mb": _peak_rss_mb(),
         "file_size_mb": file_size_mb,

@@ -1,11 +1,13 @@
 from django.contrib import admin
 
+from . import runstate
 from .models import (
     DeviceProfile,
     Entry,
     EvaluationRun,
     LatencyResult,
     PaperRow,
+    Probe,
     Submission,
     Suite,
     Task,
@@ -39,18 +41,19 @@ class EntryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-probe latency on every active device profile")
     def reprobe(self, request, queryset):
-        from .tasks import probe_latency
-
         profiles = list(DeviceProfile.objects.filter(active=True, reported=False))
-        count = 0
+        count = busy = 0
         for entry in queryset.filter(submissions__run__isnull=False).distinct():
             for profile in profiles:
-                probe_latency.apply_async((entry.pk, profile.slug), queue=profile.queue)
-                count += 1
+                if runstate.queue_probe(entry, profile) is None:
+                    busy += 1
+                else:
+                    count += 1
         self.message_user(
             request,
             f"Queued {count} latency probes on "
-            f"{', '.join(p.slug for p in profiles) or 'no profile'}.",
+            f"{', '.join(p.slug for p in profiles) or 'no profile'}"
+            + (f"; {busy} already queued or running." if busy else "."),
         )
 
 
@@ -116,3 +119,10 @@ class LatencyResultAdmin(admin.ModelAdmin):
     list_display = ["entry", "profile", "kind", "load_ms", "init_ms", "execute_ms", "created"]
     list_filter = ["profile", "kind"]
     raw_id_fields = ["entry"]
+
+
+@admin.register(Probe)
+class ProbeAdmin(admin.ModelAdmin):
+    list_display = ["pk", "entry", "profile", "status", "attempts", "submission", "created"]
+    list_filter = ["status", "profile"]
+    raw_id_fields = ["entry", "submission"]

@@ -10,6 +10,7 @@ from django.http import JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from .tables import LATENCY_FIELDS, Cell, Row
+from .units import rounded
 
 # A spreadsheet runs a cell starting with one of these as a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -23,10 +24,6 @@ def neutralise(value):
 
 def json_error(message: str, status: int = 400) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
-
-
-def _number(value: float | None, digits: int = 2) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def row_csv_header(tasks: list, latency: bool = False) -> list[str]:
@@ -60,20 +57,20 @@ def row_csv_values(row: Row, tasks: list, profile: str = "") -> list:
         row.kind,
         row.source,
         row.benchmark,
-        _number(row.avg.value),
+        rounded(row.avg.value),
     ]
     for task in tasks:
         cell = row.cells[task.key]
-        values += [_number(cell.value), _number(cell.stderr)]
+        values += [rounded(cell.value), rounded(cell.stderr)]
     if profile:
-        values += [profile, *[_number((row.latency or {}).get(f), 3) for f in LATENCY_FIELDS]]
+        values += [profile, *[rounded((row.latency or {}).get(f), 3) for f in LATENCY_FIELDS]]
     return [neutralise(v) for v in values]
 
 
 def cell_json(cell: Cell) -> dict:
     return {
-        "value": _number(cell.value),
-        "stderr": _number(cell.stderr),
+        "value": rounded(cell.value),
+        "stderr": rounded(cell.stderr),
         "n": cell.n,
         "mark": cell.mark or None,
     }
@@ -97,7 +94,7 @@ def row_json(row: Row, tasks: list) -> dict:
     if row.group:
         data["group"] = row.group
     if row.latency is not None:
-        data["latency"] = {f: _number(row.latency.get(f), 3) for f in LATENCY_FIELDS}
+        data["latency"] = {f: rounded(row.latency.get(f), 3) for f in LATENCY_FIELDS}
     return data
 
 

@@ -13,8 +13,11 @@ from pathlib import Path
 from django.db import transaction
 from django.utils.text import slugify
 
+from evaluator import tasks_spec
+
 from .models import DeviceProfile, Entry, EvaluationRun, LatencyResult, PaperRow, TaskScore
-from .suites import CSR_TASKS, CSV_COLUMNS, bnn_suite, csr_suite, parse_params
+from .suites import bnn_suite, csr_suite
+from .units import parse_params
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 PAPER = (
@@ -52,7 +55,7 @@ def read_csv(name: str, data_dir: Path = DATA_DIR) -> list[dict]:
 
 
 def check_avg(row: dict, where: str) -> None:
-    values = [Decimal(row[column]) for column in CSV_COLUMNS.values()]
+    values = [Decimal(row[spec.csv_column]) for spec in tasks_spec.TASKS]
     mean = sum(values) / len(values)
     printed = Decimal(row["avg"])
     if abs(mean - printed) > AVG_TOLERANCE:
@@ -171,13 +174,13 @@ def _reported_run(report, entry, suite, tasks, row, ranked):
             },
         },
     )
-    for key, _, _, metric in CSR_TASKS:
-        value = float(Decimal(row[CSV_COLUMNS[key]]) / 100)
+    for spec in tasks_spec.TASKS:
+        value = float(Decimal(row[spec.csv_column]) / 100)
         upsert(
             TaskScore,
             report,
             "scores",
-            {"run": run, "task": tasks[key], "metric": metric},
+            {"run": run, "task": tasks[spec.key], "metric": spec.headline},
             {"value": value, "stderr": None, "n": None},
         )
     return run
@@ -254,7 +257,7 @@ def _import_latency(report, data_dir):
         {
             "name": "iPhone 13 (iOS 17.2.1), ExecuTorch MPS, FP16",
             "device_class": "phone",
-            "runtime": "ExecuTorch (MPS backend)",
+            "runtime": DeviceProfile.Runtime.EXECUTORCH_MPS,
             "dtype": "float16",
             "reported": True,
             "active": False,

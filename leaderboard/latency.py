@@ -2,7 +2,8 @@
 
 A probe runs on the worker of the profile's own queue (`latency.<profile>`), which may be
 another machine: it fetches the checkpoint itself, through the same checks as evaluation,
-and refuses it if the content differs from what was evaluated.
+and refuses it if the content differs from what was evaluated. Its state is a Probe row,
+changed only through runstate.
 """
 
 from __future__ import annotations
@@ -13,17 +14,14 @@ import shutil
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
 
 from evaluator import checkpoint
 from evaluator import latency as probe
 
-from . import pipeline
-from .models import DeviceProfile, Entry, EvaluationRun, LatencyResult, Submission
+from . import pipeline, runstate
+from .models import DeviceProfile, Entry, LatencyResult, Probe, Submission
 
 log = logging.getLogger(__name__)
-S = Submission.Status
 DEFAULT_PROFILE = "local-cpu"
 
 
@@ -54,7 +52,7 @@ def source_submission(entry: Entry, submission_id: int | None) -> Submission:
 
 
 def fetch_for_probe(entry: Entry, sub: Submission, workdir: Path) -> Path:
-    _, fetched = pipeline.fetch_checkpoint(sub, workdir / "model")
+    fetched = pipeline.fetch_checkpoint(sub, workdir / "model")
     if entry.content_sha256 and fetched.sha256 != entry.content_sha256:
         raise checkpoint.CheckpointError(
             "the checkpoint changed since it was evaluated (content hash differs); submit it again"
@@ -62,25 +60,32 @@ def fetch_for_probe(entry: Entry, sub: Submission, workdir: Path) -> Path:
     return fetched.path
 
 
-def run_probe(entry_id: int, profile_slug: str, submission_id: int | None = None) -> str:
-    entry = Entry.objects.get(pk=entry_id)
-    profile = DeviceProfile.objects.get(slug=profile_slug)
-    workdir = Path(settings.WORK_DIR) / f"probe-{entry_id}-{profile_slug}"
+def run_probe(probe_id: int) -> str:
+    """Measure probe probe_id if it can be claimed; "ok", the error, or why it was skipped."""
+    if not runstate.claim_probe(probe_id):
+        return f"probe #{probe_id} is not pending"
+    job = Probe.objects.select_related("entry", "profile").get(pk=probe_id)
+    entry, profile = job.entry, job.profile
+    workdir = Path(settings.WORK_DIR) / f"probe-{probe_id}-{job.attempts}"
     shutil.rmtree(workdir, ignore_errors=True)
     error = ""
     try:
-        sub = source_submission(entry, submission_id)
+        sub = source_submission(entry, job.submission_id)
         model_dir = fetch_for_probe(entry, sub, workdir)
         probe_settings = settings_for(profile)
-        result = probe.probe(model_dir, probe_settings, bandwidth_gb_s=bandwidth(profile))
-        store(entry, profile, result, probe_settings.prompt_tokens)
+        result = probe.probe(
+            model_dir,
+            probe_settings,
+            bandwidth_gb_s=bandwidth(profile),
+            tick=lambda: runstate.probe_heartbeat(probe_id),
+        )
+        runstate.with_db_retry(store, entry, profile, result, probe_settings.prompt_tokens)
     except (probe.ProbeError, checkpoint.CheckpointError, OSError, ValueError) as exc:
         error = f"latency probe on {profile.name} failed: {exc}"[:2000]
-        log.warning("%s (entry %s)", error, entry_id)
+        log.warning("%s (entry %s)", error, entry.pk)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if submission_id:
-        finish_probe(submission_id, profile_slug, error)
+    runstate.with_db_retry(runstate.finish_probe, probe_id, error)
     return error or "ok"
 
 
@@ -88,6 +93,7 @@ def store(
     entry: Entry, profile: DeviceProfile, result: probe.ProbeResult, prompt_tokens: int
 ) -> LatencyResult:
     fields = {
+        "kind": "measured",
         "citation": "measured by this site",
         "load_ms": result.load_ms,
         "init_ms": result.init_ms,
@@ -109,23 +115,7 @@ def store(
         },
         "layers_label": str(entry.layers or ""),
     }
-    # One current measurement per model and profile: a re-probe replaces it.
-    obj, _ = LatencyResult.objects.update_or_create(
-        entry=entry, profile=profile, kind=EvaluationRun.Kind.MEASURED, defaults=fields
-    )
+    # One current measurement per model and profile (a unique constraint): a re-probe
+    # replaces it.
+    obj, _ = LatencyResult.objects.update_or_create(entry=entry, profile=profile, defaults=fields)
     return obj
-
-
-def finish_probe(submission_id: int, profile_slug: str, error: str = "") -> None:
-    with transaction.atomic():
-        sub = Submission.objects.select_for_update().get(pk=submission_id)
-        if sub.status != S.PROBING or profile_slug not in sub.probes_pending:
-            return
-        sub.probes_pending = [p for p in sub.probes_pending if p != profile_slug]
-        sub.heartbeat = timezone.now()
-        if error:
-            sub.error = "\n".join(filter(None, [sub.error, error]))
-        if not sub.probes_pending:
-            sub.status = S.DONE
-            sub.finished = timezone.now()
-        sub.save(update_fields=["probes_pending", "heartbeat", "error", "status", "finished"])

@@ -1,221 +1,40 @@
 """Run one submission: claim it, fetch and inspect the checkpoint, evaluate, store.
 
-Shared by the Celery task and `manage.py evaluate`. State lives in the Submission row;
-every state change is a conditional update, so a redelivered message or a cancelled
-submission never writes over what another process did.
+Shared by the Celery task and `manage.py evaluate`. Every status change goes through
+runstate, so a redelivered message or a cancelled submission never writes over what another
+process did; this module only decides what happens next.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import time
+import tempfile
 import traceback
 from collections import deque
-from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, Q
-from django.db.utils import InterfaceError, OperationalError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from evaluator import checkpoint, harness, machine, safehttp
+from evaluator import checkpoint, harness, machine
 
+from . import intake, queueing, runstate
 from .models import Entry, EvaluationRun, Submission, TaskScore
 from .suites import csr_suite
 
 log = logging.getLogger(__name__)
 S = Submission.Status
-HEARTBEAT_EVERY_S = 1.0
+# The statuses a claimed run moves through; its failures move it from these only (a
+# submission the watchdog has already handed to another worker is left to that one).
+WORKING = [S.FETCHING, S.EVALUATING]
 
 
-class Transient(Exception):
-    """A failure worth retrying (network); the submission is pending again."""
-
-
-def with_db_retry(fn, *args, **kwargs):
-    """Call fn, retrying while the database is unreachable (up to settings.DB_RETRY_S).
-
-    Only for calls that are whole transactions (or single statements): a retry after a
-    dropped connection must not replay half of one."""
-    deadline = time.monotonic() + settings.DB_RETRY_S
-    delay = 0.5
-    while True:
-        try:
-            return fn(*args, **kwargs)
-        except (OperationalError, InterfaceError):
-            if time.monotonic() >= deadline:
-                raise
-            log.warning("database unreachable; retrying in %.1f s", delay)
-            connection.close()  # drop the broken connection; the next query reconnects
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-
-def checkpoint_key(source: checkpoint.Source) -> str:
-    if source.kind == "hub":
-        return f"hub:{source.repo_id}@{source.commit or source.revision}"
-    return f"url:{source.url}"
-
-
-def limits() -> checkpoint.Limits:
-    return checkpoint.Limits(
-        max_download_bytes=settings.CHECKPOINT_MAX_BYTES,
-        max_expanded_bytes=settings.CHECKPOINT_MAX_BYTES,
-        max_archive_members=settings.CHECKPOINT_MAX_MEMBERS,
-    )
-
-
-def resolve_source(text: str) -> checkpoint.Source:
-    """Parse and pin what the user typed (a Hub revision becomes a commit). Raises
-    CheckpointError with a message for the user."""
-    source = checkpoint.parse_source(text)
-    if source.kind == "archive":
-        # Refuse a private or non-https host now, with the form, not later in the worker.
-        safehttp.vet(source.url, safehttp.Allowed(settings.CHECKPOINT_ALLOWED_HOSTS))
-    return checkpoint.resolve(
-        source,
-        hub_endpoint=settings.HF_ENDPOINT,
-        allowed_hosts=settings.CHECKPOINT_ALLOWED_HOSTS,
-        limits=limits(),
-        token=settings.HF_TOKEN,
-    )
-
-
-def create_submission(
-    source: checkpoint.Source,
-    text: str,
-    name: str,
-    notes: str = "",
-    client_ip: str | None = None,
-    data: str | None = None,
-    limit: int | None = None,
-    tasks: list[str] | None = None,
-    enqueue: bool = True,
-) -> tuple[Submission, bool]:
-    """The row for a new submission, or (existing, False) when the same checkpoint is already
-    queued, running, or evaluated on the same data."""
-    key = checkpoint_key(source)
-    data = str(data or settings.EVAL_DATA)
-    limit = limit if limit is not None else settings.EVAL_LIMIT
-    existing = (
-        Submission.objects.filter(checkpoint_key=key)
-        .filter(Q(status__in=Submission.ACTIVE) | Q(status=S.DONE, data=data, limit=limit))
-        .order_by("-created")
-        .first()
-    )
-    if existing:
-        return existing, False
-    try:
-        with transaction.atomic():
-            submission = Submission.objects.create(
-                url=text.strip(),
-                source_kind=source.kind,
-                repo_id=source.repo_id,
-                revision=source.revision,
-                commit=source.commit,
-                checkpoint_key=key,
-                name=name,
-                notes=notes,
-                client_ip=client_ip,
-                data=data,
-                limit=limit,
-                tasks=list(tasks or harness.TASKS),
-                secret=_secret(),
-                enqueued=timezone.now(),
-            )
-    except IntegrityError:
-        # Lost the race with an identical submission: the constraint let one row in.
-        return Submission.objects.active().get(checkpoint_key=key), False
-    if enqueue:
-        transaction.on_commit(lambda: send_for_evaluation(submission.pk))
-    return submission, True
-
-
-def _secret() -> str:
-    import secrets
-
-    return secrets.token_urlsafe(24)
-
-
-def claim(pk: int, task_id: str = "") -> bool:
-    """Take a pending submission (exactly one process can)."""
-    now = timezone.now()
-    changed = Submission.objects.filter(pk=pk, status=S.PENDING).update(
-        status=S.FETCHING,
-        started=now,
-        heartbeat=now,
-        attempts=F("attempts") + 1,
-        celery_task_id=task_id,
-        error="",
-        task_index=0,
-        task_fraction=0,
-        task_name="",
-    )
-    return changed == 1
-
-
-def move(pk: int, frm: list[str] | str, to: str, **fields) -> bool:
-    frm = [frm] if isinstance(frm, str) else frm
-    ended = {"finished": timezone.now()} if to in Submission.ENDED else {}
-    changed = Submission.objects.filter(pk=pk, status__in=frm).update(
-        status=to, heartbeat=timezone.now(), **ended, **fields
-    )
-    return changed == 1
-
-
-class Beat:
-    """Heartbeat, progress and cancellation for one running submission, throttled.
-
-    Every write is conditional on the submission still running *this attempt*: a cancelled
-    submission, or one the watchdog handed to another worker, makes this run stop."""
-
-    def __init__(self, pk: int, attempt: int, progress=None):
-        self.pk = pk
-        self.attempt = attempt
-        self.progress = progress
-        self.fields: dict = {}
-        self.last = 0.0
-        self.cancelled = False
-
-    def due(self) -> bool:
-        return time.monotonic() - self.last >= HEARTBEAT_EVERY_S
-
-    def should_stop(self) -> bool:
-        if not self.cancelled and self.due():
-            self._write()
-        return self.cancelled
-
-    def evaluation(self, index: int, count: int, task: str, fraction: float) -> None:
-        if self.progress:
-            self.progress(index, count, task, fraction)
-        self.fields = {"task_index": index, "task_name": task, "task_fraction": fraction}
-        if self.due() or fraction >= 1.0:
-            self._write()
-
-    def download(self, done: int, total: int | None) -> None:
-        self.fields = {"task_fraction": done / total if total else 0.0}
-        if self.due():
-            self._write()
-
-    def _write(self) -> None:
-        self.last = time.monotonic()
-        try:
-            changed = Submission.objects.filter(
-                pk=self.pk, status__in=Submission.RUNNING, attempts=self.attempt
-            ).update(heartbeat=timezone.now(), **self.fields)
-        except DatabaseError:
-            # A missed heartbeat is no reason to stop an evaluation: carry on, reconnect
-            # at the next beat. Results are written with retries (with_db_retry).
-            log.warning("heartbeat of submission %s not written: database unreachable", self.pk)
-            connection.close()
-            return
-        # Cancelled, or taken over by another attempt: stop at the next check.
-        self.cancelled = changed == 0
+# A transient failure (network) is tried again after this many seconds, doubling per attempt.
+RETRY_AFTER_S = 30
 
 
 class LogTail(logging.Handler):
@@ -233,59 +52,52 @@ class LogTail(logging.Handler):
 
 def run(pk: int, task_id: str = "", progress=None) -> str:
     """Evaluate submission pk if it can be claimed; returns its final (or current) status."""
-    if not claim(pk, task_id):
+    if not runstate.claim(pk, task_id):
         return Submission.objects.get(pk=pk).status
     tail = LogTail()
     logging.getLogger().addHandler(tail)
     sub = Submission.objects.get(pk=pk)
-    workdir = Path(settings.WORK_DIR) / f"submission-{pk}"
+    workdir = Path(settings.WORK_DIR) / f"submission-{pk}-{sub.attempts}"
     try:
-        return _run(sub, workdir, Beat(pk, sub.attempts, progress))
+        return _run(sub, workdir, runstate.Beat(pk, sub.attempts, progress))
     except harness.Cancelled:
-        move(pk, Submission.RUNNING, S.CANCELLED, log_tail=tail.text())
+        runstate.move(pk, S.CANCELLED, WORKING, log_tail=tail.text())
         return S.CANCELLED
     except checkpoint.CheckpointError as exc:
-        if _time_limit_in(exc):
-            # The soft limit struck inside a checkpoint check that turned it into a
-            # CheckpointError: it is the time limit, not the checkpoint, that failed.
-            move(
-                pk,
-                Submission.RUNNING,
-                S.FAILED,
-                error=_failure_message(_time_limit_in(exc)),
-                log_tail=tail.text(),
-            )
-            return S.FAILED
-        if getattr(exc, "transient", False):
-            if sub.attempts >= settings.MAX_ATTEMPTS:
-                move(
-                    pk,
-                    Submission.RUNNING,
-                    S.FAILED,
-                    log_tail=tail.text(),
-                    error=f"gave up after {sub.attempts} attempts: {exc}",
-                )
-                return S.FAILED
-            move(
-                pk, Submission.RUNNING, S.PENDING, error=f"retrying: {exc}", enqueued=timezone.now()
-            )
-            raise Transient(str(exc)) from exc
-        move(pk, Submission.RUNNING, S.REJECTED, error=str(exc), log_tail=tail.text())
-        return S.REJECTED
+        return _refused(sub, exc, tail)
     except Exception as exc:
         log.exception("submission %s failed", pk)
-        message = _failure_message(exc)
-        move(
+        runstate.move(
             pk,
-            Submission.RUNNING,
             S.FAILED,
-            error=message,
+            WORKING,
+            error=_failure_message(exc),
             log_tail=tail.text(traceback.format_exc()),
         )
         return S.FAILED
     finally:
         logging.getLogger().removeHandler(tail)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _refused(sub: Submission, exc: checkpoint.CheckpointError, tail: LogTail) -> str:
+    pk = sub.pk
+    limit = _time_limit_in(exc)
+    if limit is not None:
+        # The soft limit struck inside a checkpoint check that turned it into a
+        # CheckpointError: it is the time limit, not the checkpoint, that failed.
+        runstate.move(pk, S.FAILED, WORKING, error=_failure_message(limit), log_tail=tail.text())
+        return S.FAILED
+    if exc.transient:
+        if sub.attempts >= settings.MAX_ATTEMPTS:
+            error = f"gave up after {sub.attempts} attempts: {exc}"
+            runstate.move(pk, S.FAILED, WORKING, log_tail=tail.text(), error=error)
+            return S.FAILED
+        if runstate.retry_later(pk, f"retrying: {exc}"):
+            queueing.send_for_evaluation(pk, countdown=RETRY_AFTER_S * 2 ** (sub.attempts - 1))
+        return S.PENDING
+    runstate.move(pk, S.REJECTED, WORKING, error=str(exc), log_tail=tail.text())
+    return S.REJECTED
 
 
 def _time_limit_in(exc: BaseException | None) -> BaseException | None:
@@ -300,19 +112,7 @@ def _time_limit_in(exc: BaseException | None) -> BaseException | None:
     return None
 
 
-def send_for_evaluation(pk: int) -> None:
-    """Send submission pk to the eval queue, with the time limits of these settings (the
-    limits travel in the message: whoever enqueues decides them)."""
-    from .tasks import evaluate_submission
-
-    evaluate_submission.apply_async(
-        (pk,),
-        soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
-        time_limit=settings.CELERY_TASK_TIME_LIMIT,
-    )
-
-
-def _failure_message(exc: Exception) -> str:
+def _failure_message(exc: BaseException) -> str:
     from celery.exceptions import SoftTimeLimitExceeded
 
     if isinstance(exc, SoftTimeLimitExceeded):
@@ -323,20 +123,19 @@ def _failure_message(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-def _run(sub: Submission, workdir: Path, beat: Beat) -> str:
+def _run(sub: Submission, workdir: Path, beat: runstate.Beat) -> str:
     if sub.run_id:
         # Scores were stored before the last worker died: only the status is left to do.
-        move(sub.pk, S.FETCHING, S.EVALUATING)
-        return _after_evaluation(sub)
+        runstate.move(sub.pk, S.EVALUATING, S.FETCHING)
+        return runstate.with_db_retry(runstate.start_probing, sub)
     shutil.rmtree(workdir, ignore_errors=True)
-    source, fetched = fetch_checkpoint(sub, workdir / "model", beat.download, beat.should_stop)
-    info = fetched.info or checkpoint.inspect(fetched.path)
+    fetched = fetch_checkpoint(sub, workdir / "model", beat.download, beat.should_stop)
     twin = _evaluated_twin(sub, fetched.sha256)
     if twin is not None:
-        move(
+        runstate.move(
             sub.pk,
-            Submission.RUNNING,
             S.DONE,
+            S.FETCHING,
             entry=twin.entry,
             duplicate_of=twin,
             task_fraction=1.0,
@@ -344,8 +143,8 @@ def _run(sub: Submission, workdir: Path, beat: Beat) -> str:
             f"evaluated as #{twin.pk}: linked to it instead of running again",
         )
         return S.DONE
-    entry = _entry_for(sub, source, fetched, info)
-    if not move(sub.pk, S.FETCHING, S.EVALUATING, entry=entry, task_index=0, task_fraction=0.0):
+    entry = _entry_for(sub, fetched)
+    if not runstate.move(sub.pk, S.EVALUATING, S.FETCHING, entry=entry, task_fraction=0.0):
         raise harness.Cancelled()
     result = harness.evaluate(
         fetched.path,
@@ -358,25 +157,24 @@ def _run(sub: Submission, workdir: Path, beat: Beat) -> str:
         progress=beat.evaluation,
         should_stop=beat.should_stop,
     )
-    with_db_retry(store, sub, entry, result)
-    return with_db_retry(_after_evaluation, sub)
+    runstate.with_db_retry(store, sub, entry, result)
+    sub.entry = entry
+    return runstate.with_db_retry(runstate.start_probing, sub)
 
 
 def fetch_checkpoint(sub: Submission, dest: Path, progress=None, should_stop=None):
     """The submission's checkpoint, pinned to the commit resolved at submission, downloaded
-    and verified into dest (DESIGN §6). Returns (source, fetched)."""
-    source = replace(checkpoint.parse_source(sub.url), commit=sub.commit)
-    fetched = checkpoint.fetch(
-        source,
+    and verified into dest (DESIGN §6)."""
+    return checkpoint.fetch(
+        intake.source_of(sub),
         dest,
         hub_endpoint=settings.HF_ENDPOINT,
         allowed_hosts=settings.CHECKPOINT_ALLOWED_HOSTS,
-        limits=limits(),
+        limits=intake.limits(),
         token=settings.HF_TOKEN,
         progress=progress,
         should_stop=should_stop,
     )
-    return source, fetched
 
 
 def _evaluated_twin(sub: Submission, sha256: str) -> Submission | None:
@@ -394,8 +192,7 @@ def _evaluated_twin(sub: Submission, sha256: str) -> Submission | None:
     )
 
 
-def unique_slug(name: str) -> str:
-    base = slugify(name)[:180] or "model"
+def _free_slug(base: str) -> str:
     slug, n = base, 1
     while Entry.objects.filter(slug=slug).exists():
         n += 1
@@ -403,7 +200,21 @@ def unique_slug(name: str) -> str:
     return slug
 
 
-def _entry_for(sub, source, fetched, info) -> Entry:
+def create_entry(name: str, **fields) -> Entry:
+    """A new entry with a slug of its own; two workers picking the same free slug at once
+    meet the unique constraint, and the loser picks again."""
+    base = slugify(name)[:180] or "model"
+    for _ in range(20):
+        try:
+            with transaction.atomic():
+                return Entry.objects.create(name=name, slug=_free_slug(base), **fields)
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"no free slug for {name!r} after 20 tries")
+
+
+def _entry_for(sub: Submission, fetched: checkpoint.Fetched) -> Entry:
+    info, source = fetched.info, intake.source_of(sub)
     fields = {
         "params": info.params_total,
         "params_non_embedding": info.params_non_embedding,
@@ -417,7 +228,7 @@ def _entry_for(sub, source, fetched, info) -> Entry:
     if sub.entry_id:  # a retry: the entry exists already
         Entry.objects.filter(pk=sub.entry_id).update(**fields)
         return Entry.objects.get(pk=sub.entry_id)
-    return Entry.objects.create(name=sub.name, slug=unique_slug(sub.name), **fields)
+    return create_entry(sub.name, **fields)
 
 
 def store(sub: Submission, entry: Entry, result: harness.EvalResult) -> EvaluationRun:
@@ -466,32 +277,13 @@ def store(sub: Submission, entry: Entry, result: harness.EvalResult) -> Evaluati
         TaskScore.objects.bulk_create(scores)
         if len(headline) == len(tasks):
             run.avg = sum(headline) / len(headline)
-        samples = _samples_file(result)
-        run.samples_file.save(f"run-{run.pk}-samples.jsonl.gz", samples, save=False)
+        run.samples_file.save(f"run-{run.pk}-samples.jsonl.gz", _samples_file(result), save=False)
         run.save(update_fields=["avg", "samples_file"])
         Submission.objects.filter(pk=sub.pk).update(run=run)
     return run
 
 
 def _samples_file(result: harness.EvalResult) -> ContentFile:
-    import tempfile
-
     with tempfile.NamedTemporaryFile(suffix=".jsonl.gz") as tmp:
         harness.write_samples_jsonl_gz(result, tmp.name)
         return ContentFile(Path(tmp.name).read_bytes())
-
-
-def _after_evaluation(sub: Submission) -> str:
-    from .tasks import schedule_probes
-
-    profiles = schedule_probes(sub.pk)
-    if profiles:
-        move(sub.pk, S.EVALUATING, S.PROBING, probes_pending=profiles, task_fraction=1.0)
-        return S.PROBING
-    move(sub.pk, S.EVALUATING, S.DONE, task_fraction=1.0)
-    return S.DONE
-
-
-def cancel(pk: int) -> bool:
-    """Cancel a pending or running submission; the worker notices within a second or two."""
-    return move(pk, Submission.ACTIVE, S.CANCELLED, error="cancelled by the submitter")

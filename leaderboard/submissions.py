@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from evaluator import checkpoint
 
-from . import exports, pipeline
+from . import exports, intake, runstate
 from .demo import demo_url
 from .forms import SubmissionForm
 from .models import Submission
@@ -59,12 +59,12 @@ def submit(request):
             status = 429
         elif form.is_valid():
             try:
-                source = pipeline.resolve_source(form.cleaned_data["url"])
+                source = intake.pin(form.source)
             except checkpoint.CheckpointError as exc:
                 form.add_error("url", str(exc))
                 status = 400
             else:
-                sub, created = pipeline.create_submission(
+                sub, created = intake.create_submission(
                     source,
                     form.cleaned_data["url"],
                     form.cleaned_data["name"],
@@ -155,7 +155,7 @@ def submission_cancel(request, pk):
     sub = get_object_or_404(Submission, pk=pk)
     if not owns(request, sub):
         messages.error(request, "Only the submitter can cancel this submission.")
-    elif pipeline.cancel(sub.pk):
+    elif runstate.cancel(sub.pk):
         messages.info(request, "Cancelled. A running evaluation stops within seconds.")
     else:
         messages.info(request, f"Nothing to cancel: the submission is {sub.status}.")
@@ -163,7 +163,7 @@ def submission_cancel(request, pk):
 
 
 def queue(request):
-    subs = Submission.objects.select_related("entry")
+    subs = Submission.objects.select_related("entry").prefetch_related("probes__profile")
     status = request.GET.get("status", "")
     if status in Submission.Status.values:
         subs = subs.filter(status=status)
@@ -176,7 +176,7 @@ def queue(request):
 
 
 def queue_json(request):
-    subs = Submission.objects.select_related("entry")[:500]
+    subs = Submission.objects.select_related("entry").prefetch_related("probes__profile")[:500]
     return exports.stream_json(
         {"count": len(subs)}, "submissions", (submission_json_data(s) for s in subs)
     )
@@ -239,10 +239,10 @@ def api_submit(request, payload):
         field, errors = next(iter(form.errors.items()))
         return exports.json_error(f"{field}: {' '.join(errors)}")
     try:
-        source = pipeline.resolve_source(form.cleaned_data["url"])
+        source = intake.pin(form.source)
     except checkpoint.CheckpointError as exc:
         return exports.json_error(f"url: {exc}")
-    sub, created = pipeline.create_submission(
+    sub, created = intake.create_submission(
         source,
         form.cleaned_data["url"],
         form.cleaned_data["name"],
@@ -270,6 +270,6 @@ def api_cancel(request, payload, pk):
         or not (constant_time_compare(secret, sub.secret))
     ):
         return exports.json_error("wrong or missing secret", 403)
-    if not pipeline.cancel(sub.pk):
+    if not runstate.cancel(sub.pk):
         return exports.json_error(f"nothing to cancel: the submission is {sub.status}", 409)
     return JsonResponse(submission_json_data(Submission.objects.get(pk=pk)))

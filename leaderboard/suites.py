@@ -1,59 +1,36 @@
-"""The suites and tasks the site knows, created on demand (idempotent)."""
+"""The suites the site knows. Their rows are seeded by migrations (0005) from the task spec
+(evaluator/tasks_spec.py), so a page only reads them; seed() is what those migrations run,
+and what a database emptied by hand (or by a test's flush) gets on first use."""
 
-from decimal import Decimal
+from __future__ import annotations
 
-from .models import MOBILELLM_SUITE, Suite, Task
+from evaluator import tasks_spec
 
-# (key, lm-eval task, column label, headline metric), in the paper's column order.
-CSR_TASKS = [
-    ("arc_easy", "arc_easy", "ARC-e", "acc_norm"),
-    ("arc_challenge", "arc_challenge", "ARC-c", "acc_norm"),
-    ("boolq", "boolq", "BoolQ", "acc"),
-    ("piqa", "piqa", "PIQA", "acc_norm"),
-    ("siqa", "social_iqa", "SIQA", "acc"),
-    ("hellaswag", "hellaswag", "HellaSwag", "acc_norm"),
-    ("obqa", "openbookqa", "OBQA", "acc_norm"),
-    ("winogrande", "winogrande", "WinoGrande", "acc"),
-]
-# Column names of the reference CSVs for those tasks.
-CSV_COLUMNS = {
-    "arc_easy": "arc_easy",
-    "arc_challenge": "arc_challenge",
-    "boolq": "boolq",
-    "piqa": "piqa",
-    "siqa": "siqa",
-    "hellaswag": "hellaswag",
-    "obqa": "openbookqa",
-    "winogrande": "winogrande",
-}
+from .models import Suite
+
 BNN_SUITE = "bnn-imagenet"
+BNN_TASKS = [("top1", "Top-1"), ("top5", "Top-5")]
 
 
-def csr_suite() -> Suite:
-    suite, _ = Suite.objects.get_or_create(
-        slug=MOBILELLM_SUITE,
-        defaults={
-            "name": "Zero-shot common-sense reasoning (MobileLLM suite)",
-            "description": "ARC-e, ARC-c, BoolQ, PIQA, SIQA, HellaSwag, OBQA, WinoGrande; "
-            "accuracy in %, zero-shot, as in the MobileLLM paper's Tables 3 and 8.",
-        },
+def seed(suite_model, task_model) -> None:
+    """Create or update both suites and their tasks from the spec (idempotent). Takes the
+    model classes so that a migration can pass its historical ones."""
+    suite, _ = suite_model.objects.update_or_create(
+        slug=tasks_spec.SUITE_SLUG,
+        defaults={"name": tasks_spec.SUITE_NAME, "description": tasks_spec.SUITE_DESCRIPTION},
     )
-    for position, (key, harness, label, metric) in enumerate(CSR_TASKS):
-        Task.objects.get_or_create(
+    for position, spec in enumerate(tasks_spec.TASKS):
+        task_model.objects.update_or_create(
             suite=suite,
-            key=key,
+            key=spec.key,
             defaults={
-                "harness_name": harness,
-                "label": label,
+                "harness_name": spec.harness,
+                "label": spec.label,
                 "position": position,
-                "headline_metric": metric,
+                "headline_metric": spec.headline,
             },
         )
-    return suite
-
-
-def bnn_suite() -> Suite:
-    suite, _ = Suite.objects.get_or_create(
+    bnn, _ = suite_model.objects.update_or_create(
         slug=BNN_SUITE,
         defaults={
             "name": "ImageNet, binary neural networks (reported only)",
@@ -61,33 +38,28 @@ def bnn_suite() -> Suite:
             "reported_only": True,
         },
     )
-    for position, (key, label) in enumerate([("top1", "Top-1"), ("top5", "Top-5")]):
-        Task.objects.get_or_create(
-            suite=suite,
+    for position, (key, label) in enumerate(BNN_TASKS):
+        task_model.objects.update_or_create(
+            suite=bnn,
             key=key,
             defaults={"label": label, "position": position, "headline_metric": key},
         )
-    return suite
 
 
-_UNITS = {"K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
+def _get(slug: str) -> Suite:
+    try:
+        return Suite.objects.get(slug=slug)
+    except Suite.DoesNotExist:
+        from .models import Task
+
+        seed(Suite, Task)
+        return Suite.objects.get(slug=slug)
 
 
-def parse_params(label: str) -> int | None:
-    """'125M' -> 125_000_000, '1.1B' -> 1_100_000_000; '' -> None."""
-    label = label.strip()
-    if not label:
-        return None
-    unit = label[-1].upper()
-    if unit not in _UNITS:
-        raise ValueError(f"parameter count {label!r} must end in K, M, B or T")
-    return int(Decimal(label[:-1]) * _UNITS[unit])
+def csr_suite() -> Suite:
+    """The MobileLLM common-sense suite (one query)."""
+    return _get(tasks_spec.SUITE_SLUG)
 
 
-def format_params(params: int | None) -> str:
-    if params is None:
-        return ""
-    for unit in ("T", "B", "M", "K"):
-        if params >= _UNITS[unit]:
-            return f"{params / _UNITS[unit]:.3g}{unit}"
-    return str(params)
+def bnn_suite() -> Suite:
+    return _get(BNN_SUITE)

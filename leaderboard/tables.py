@@ -25,7 +25,7 @@ from .models import (
     provenance_label,
     size_class_for,
 )
-from .suites import format_params
+from .units import format_params, percent
 
 KIND_LABELS = {"reported": "reported", "measured": "measured"}
 
@@ -110,10 +110,6 @@ class Filters:
             "benchmark": self.benchmark,
             "profile": self.profile,
         }
-
-
-def percent(value: float | None) -> float | None:
-    return None if value is None else value * 100
 
 
 def load_rows(suite: Suite, tasks: list, runs) -> list[Row]:

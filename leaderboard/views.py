@@ -4,8 +4,8 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
-from . import charts, exports, tables
-from .models import DeviceProfile, Entry, LatencyResult, PaperRow, TaskScore
+from . import charts, exports, modelpage, tables
+from .models import DeviceProfile, Entry, PaperRow
 from .suites import csr_suite
 
 
@@ -104,93 +104,14 @@ def chart_tasks_json(request):
 
 def model_detail(request, slug):
     entry = get_object_or_404(Entry, slug=slug)
-    runs = list(entry.runs.select_related("suite").order_by("-kind", "created"))
-    scores = (
-        TaskScore.objects.filter(run__entry=entry)
-        .select_related("task")
-        .order_by("task__position", "metric")
-    )
-    by_run = {}
-    for score in scores:
-        by_run.setdefault(score.run_id, []).append(score)
-    for run in runs:
-        run.score_list = by_run.get(run.pk, [])
-        run.paper_places = list(run.paper_rows.all())
-    latency = LatencyResult.objects.filter(entry=entry).select_related("profile")
-    return render(
-        request,
-        "leaderboard/model.html",
-        {"entry": entry, "runs": runs, "latency": latency},
-    )
+    return render(request, "leaderboard/model.html", {"m": modelpage.model_data(entry)})
 
 
 def model_json(request, slug):
     entry = Entry.objects.filter(slug=slug).first()
     if entry is None:
         return exports.json_error(f"no model with slug {slug!r}", status=404)
-    runs = []
-    scores = TaskScore.objects.filter(run__entry=entry).select_related("task", "run")
-    by_run = {}
-    for score in scores:
-        by_run.setdefault(score.run_id, []).append(score)
-    for run in entry.runs.select_related("suite").order_by("created"):
-        runs.append(
-            {
-                "id": run.pk,
-                "suite": run.suite.slug,
-                "provenance": run.kind,
-                "source": run.citation if run.kind == "reported" else run.provenance_label,
-                "benchmark": run.benchmark,
-                "ranked": run.ranked,
-                "status": run.status,
-                "avg": None if run.avg is None else round(run.avg * 100, 2),
-                "details": run.provenance,
-                "samples_url": run.samples_file.url if run.samples_file else None,
-                "scores": [
-                    {
-                        "task": s.task.key,
-                        "metric": s.metric,
-                        "value": s.value,
-                        "stderr": s.stderr,
-                        "n": s.n,
-                    }
-                    for s in by_run.get(run.pk, [])
-                ],
-            }
-        )
-    latency = [
-        {
-            "profile": r.profile.slug,
-            "provenance": r.kind,
-            "source": r.citation,
-            "load_ms": r.load_ms,
-            "init_ms": r.init_ms,
-            "execute_ms": r.execute_ms,
-            "prefill_ms": r.prefill_ms,
-            "decode_ms_p50": r.decode_ms_p50,
-            "decode_ms_p90": r.decode_ms_p90,
-            "decode_tok_s": r.decode_tok_s,
-            "peak_rss_mb": r.peak_rss_mb,
-            "environment": r.environment,
-        }
-        for r in entry.latency_results.select_related("profile")
-    ]
-    return exports.JsonResponse(
-        {
-            "model": entry.name,
-            "slug": entry.slug,
-            "params": entry.params,
-            "params_non_embedding": entry.params_non_embedding,
-            "layers": entry.layers,
-            "architecture": entry.architecture,
-            "size_class": entry.size_class,
-            "source_url": entry.source_url,
-            "revision": entry.revision,
-            "content_sha256": entry.content_sha256,
-            "runs": runs,
-            "latency": latency,
-        }
-    )
+    return exports.JsonResponse(modelpage.model_data(entry))
 
 
 def _paper_tables() -> dict[str, tuple[str, str]]:

@@ -31,7 +31,23 @@ def chromium_path():
     return CHROMIUM
 
 
-TEST_REDIS_URL = os.getenv("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Two suites may run at once on one machine (two checkouts, or a fresh-clone check beside a
+# developer's run): everything they share is named after this run, never a constant.
+RUN_ID = os.getenv("TEST_RUN_ID") or str(os.getpid())
+REDIS_BASE_URL = os.getenv("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_CLAIM_KEY = "ondevice-leaderboard:test-run"
+REDIS_CLAIM_TTL_S = 4 * 3600  # a run killed without cleaning up frees its database by then
+
+
+@pytest.fixture(scope="session", autouse=True)
+def django_db_modify_db_settings():
+    """A PostgreSQL test database of this run's own (test_<name>_<run id>), so that two
+    suites on one server never drop each other's database."""
+    from django.conf import settings
+
+    for db in settings.DATABASES.values():
+        if db["ENGINE"] == "django.db.backends.postgresql":
+            db.setdefault("TEST", {})["NAME"] = f"test_{db['NAME']}_{RUN_ID}"[:63]
 
 
 def redis_up(url: str) -> bool:
@@ -43,24 +59,62 @@ def redis_up(url: str) -> bool:
         return False
 
 
+def _claim_redis_db(base_url: str) -> str | None:
+    """The URL of a Redis database (15 down to 1) that no other test run holds, claimed with
+    SET NX; None when no Redis answers or every database is taken."""
+    import redis
+
+    if not redis_up(base_url):
+        return None
+    base = base_url.rstrip("/")
+    if base.count("/") > 2:  # a database number was given: use exactly that one
+        return base
+    for number in range(15, 0, -1):
+        url = f"{base}/{number}"
+        if redis.Redis.from_url(url).set(REDIS_CLAIM_KEY, RUN_ID, nx=True, ex=REDIS_CLAIM_TTL_S):
+            return url
+        if redis.Redis.from_url(url).get(REDIS_CLAIM_KEY) == RUN_ID.encode():
+            return url
+    return None
+
+
+TEST_REDIS_URL = _claim_redis_db(REDIS_BASE_URL)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _celery_broker():
     """Tests never touch the developer's broker: a Redis database of their own when there is
     one, else an in-memory transport (unit tests only enqueue; nothing consumes)."""
     from config.celery import app
 
-    app.conf.broker_url = TEST_REDIS_URL if redis_up(TEST_REDIS_URL) else "memory://"
+    app.conf.broker_url = TEST_REDIS_URL or "memory://"
     app.conf.broker_transport_options = {"visibility_timeout": 3600}
     yield
+    if TEST_REDIS_URL:
+        import redis
+
+        redis.Redis.from_url(TEST_REDIS_URL).flushdb()  # the claim goes with it
 
 
 @pytest.fixture
 def redis_url():
     import redis
 
-    need(redis_up(TEST_REDIS_URL), f"no Redis at {TEST_REDIS_URL}")
-    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    need(TEST_REDIS_URL is not None, f"no free Redis database at {REDIS_BASE_URL}")
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    client.set(REDIS_CLAIM_KEY, RUN_ID, ex=REDIS_CLAIM_TTL_S)  # flushdb took the claim
     return TEST_REDIS_URL
+
+
+@pytest.fixture
+def hub_online(monkeypatch):
+    """`make test` sets HF_HUB_OFFLINE=1 so that nothing reaches the real Hub; the fake Hubs
+    that tests start on 127.0.0.1 are reached through huggingface_hub's HfApi, which that
+    flag would stop."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
 
 
 @pytest.fixture(scope="session")
@@ -72,24 +126,15 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def served(tmp_path_factory, tiny_model_dir):
-    """A real HTTP server on 127.0.0.1 serving a folder; the tiny model's archive is in it."""
-    import functools
+    """A real HTTP server on 127.0.0.1 serving a folder (.root, at .url); the tiny model's
+    archive is in it as tiny.tar.gz."""
     import tarfile
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from types import SimpleNamespace
+
+    from tests.httpserver import App, running
 
     root = tmp_path_factory.mktemp("www")
     with tarfile.open(root / "tiny.tar.gz", "w:gz") as tar:
         tar.add(tiny_model_dir, arcname="tiny-llama")
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.root = root
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield server
-    server.shutdown()
+    with running(App(root)) as app:
+        yield SimpleNamespace(url=app.url(), root=root, app=app)

@@ -3,6 +3,7 @@
 import itertools
 
 from leaderboard.models import Entry, EvaluationRun, TaskScore
+from leaderboard.seeding import seed_synthetic
 from leaderboard.suites import csr_suite
 
 _counter = itertools.count(1)
@@ -39,35 +40,4 @@ def make_run(
 
 def make_many(count: int) -> None:
     """count entries with a measured run each, in a few bulk queries."""
-    suite = csr_suite()
-    tasks = list(suite.tasks.all())
-    start = next(_counter)
-    entries = Entry.objects.bulk_create(
-        Entry(name=f"Bulk-{start}-{i}", slug=f"bulk-{start}-{i}", params=50_000_000 + i * 1000)
-        for i in range(count)
-    )
-    runs = EvaluationRun.objects.bulk_create(
-        EvaluationRun(
-            entry=e,
-            suite=suite,
-            kind="measured",
-            avg=0.4 + (i % 100) / 1000,
-            provenance={"lm_eval_version": "0.4.13", "device": "cpu"},
-        )
-        for i, e in enumerate(entries)
-    )
-    TaskScore.objects.bulk_create(
-        (
-            TaskScore(
-                run=r,
-                task=t,
-                metric=t.headline_metric,
-                value=0.3 + (i % 50) / 100,
-                stderr=0.01,
-                n=100,
-            )
-            for i, r in enumerate(runs)
-            for t in tasks
-        ),
-        batch_size=2000,
-    )
+    seed_synthetic(count)

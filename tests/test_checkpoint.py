@@ -20,10 +20,9 @@ import stat
 import struct
 import subprocess
 import tarfile
-import threading
 import uuid
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -41,6 +40,10 @@ from evaluator.checkpoint import (
     resolve,
 )
 from evaluator.tinymodel import TinySpec, build_tiny_model
+from tests.httpserver import App, redirect, respond, running
+
+# The fake Hub below is reached through huggingface_hub, which HF_HUB_OFFLINE=1 would stop.
+pytestmark = pytest.mark.usefixtures("hub_online")
 
 ALLOW = ["127.0.0.1"]
 QUICK = Limits(connect_timeout=2, read_timeout=5)
@@ -55,65 +58,7 @@ FAKE_DNS = {
 }
 
 
-# --- the server ---------------------------------------------------------------------------
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        app = self.server.app
-        app.requests.append((self.path, dict(self.headers)))
-        route = app.routes.get(self.path.split("?")[0])
-        if route is None:
-            self.send_error(404)
-            return
-        try:
-            route(self)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client hung up, as it should when it refuses a download
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn): not needed here.
-        self.socket.bind(self.server_address)
-        self.server_address = self.socket.getsockname()
-        self.server_name, self.server_port = self.server_address[:2]
-
-
-class App:
-    def __init__(self) -> None:
-        self.routes: dict = {}
-        self.requests: list = []
-        self.stop = threading.Event()
-        self.port = 0
-
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
-
-    def serve(self, body: bytes, suffix: str = ".tar.gz", **kwargs) -> str:
-        path = f"/{uuid.uuid4().hex}/model{suffix}"
-        self.routes[path] = respond(body, **kwargs)
-        return self.url(path)
-
-
-def respond(body: bytes, status: int = 200, headers: dict | None = None):
-    def route(h: BaseHTTPRequestHandler) -> None:
-        h.send_response(status)
-        for key, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
-            h.send_header(key, value)
-        h.end_headers()
-        h.wfile.write(body)
-
-    return route
-
-
-def redirect(location: str, headers: dict | None = None):
-    return respond(b"", 302, {"Location": location, **(headers or {})})
+# --- the server (tests/httpserver.py) ------------------------------------------------------
 
 
 def endless(h: BaseHTTPRequestHandler) -> None:
@@ -141,16 +86,8 @@ def stalls(h: BaseHTTPRequestHandler) -> None:
 
 @pytest.fixture(scope="session")
 def app():
-    app = App()
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.app = app
-    app.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app
-    app.stop.set()
-    server.shutdown()
-    server.server_close()
+    with running(App()) as app:
+        yield app
 
 
 def addrinfo(ip: str, port: int) -> tuple:
@@ -548,17 +485,12 @@ def tls_server(tmp_path_factory, tiny):
     )  # fmt: skip
     app = App()
     app.routes["/model.tar.gz"] = respond(model_tar(files_of(tiny)))
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.app, app.port = app, server.server_address[1]
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     app.sni = []
     context.sni_callback = lambda sock, name, ctx: app.sni.append(name)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield app, cert
-    server.shutdown()
-    server.server_close()
+    with running(app, tls=context):
+        yield app, cert
 
 
 def test_it_verifies_the_certificate_against_the_hostname_not_the_address(
@@ -918,7 +850,7 @@ def hub(app, tiny):
     def add_repo(repo: str, names: dict[str, bytes], cdn_host: str = "", etag=None) -> None:
         siblings = [{"rfilename": n, "size": len(b)} for n, b in names.items()]
         siblings += [{"rfilename": "README.md"}, {"rfilename": "onnx/model.onnx"}]
-        answer = respond(json.dumps({"sha": COMMIT, "siblings": siblings}).encode())
+        answer = respond(json.dumps({"id": repo, "sha": COMMIT, "siblings": siblings}).encode())
         app.routes[f"/api/models/{repo}/revision/main"] = answer
         app.routes[f"/api/models/{repo}/revision/{COMMIT}"] = answer
         for name, body in names.items():

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from leaderboard import pipeline
+from leaderboard import intake, runstate
 from leaderboard.models import DeviceProfile, EvaluationRun, Submission, TaskScore
 from tests.conftest import need
 from tests.faults import CuttableProxy, PrivateRedis, run_watchdog
@@ -46,9 +46,7 @@ def slow_archive(served, tmp_path_factory):
 
 def submit(served, name="Slow", path="slow.tar.gz", enqueue=True) -> Submission:
     url = f"{served.url}/{path}"
-    sub, created = pipeline.create_submission(
-        pipeline.resolve_source(url), url, name, enqueue=enqueue
-    )
+    sub, created = intake.create_submission(intake.resolve_source(url), url, name, enqueue=enqueue)
     assert created
     return sub
 
@@ -162,7 +160,7 @@ def test_a_cancelled_run_stops_within_seconds_and_frees_its_worker(
     first, second = submit(served, "First"), submit(served, "Second", "tiny.tar.gz")
     with celery_worker(redis_url, tmp_path, "eval", name="w") as worker:
         wait_for(lambda: status(first) == "evaluating", 240, "the first to start", worker)
-        assert pipeline.cancel(first.pk)
+        assert runstate.cancel(first.pk)
         started = time.monotonic()
         # The worker moves on to the next submission: it was freed.
         wait_for(lambda: status(second) != "pending", 30, "the worker to be freed", worker)

@@ -28,7 +28,7 @@ from django.db import transaction
 from django.test import Client
 
 from evaluator import checkpoint
-from leaderboard import pipeline
+from leaderboard import intake, pipeline
 from leaderboard.models import (
     DeviceProfile,
     Entry,
@@ -95,7 +95,7 @@ def board(django_db_setup, django_db_blocker):
         try:
             import_reported()
             source = checkpoint.parse_source(LEGIT_URL)
-            pipeline.create_submission(source, LEGIT_URL, "Legit model", enqueue=False)
+            intake.create_submission(source, LEGIT_URL, "Legit model", enqueue=False)
         except BaseException:
             transaction.set_rollback(True)
             outer.__exit__(None, None, None)
@@ -734,8 +734,8 @@ def test_the_worker_rejects_a_hostile_checkpoint_and_stores_nothing(
     name = f"hostile-{request.node.callspec.id}.{'zip' if 'zip' in build.__name__ else 'tar.gz'}"
     build(model, served.root / name)
     url = f"{served.url}/{name}"
-    sub, created = pipeline.create_submission(
-        pipeline.resolve_source(url), url, "Hostile", enqueue=False
+    sub, created = intake.create_submission(
+        intake.resolve_source(url), url, "Hostile", enqueue=False
     )
     counts = [m.objects.count() for m in (Entry, EvaluationRun, TaskScore)]
     assert created

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from leaderboard import intake
 from leaderboard.models import DeviceProfile, LatencyResult, Submission
 from tests.factories import make_entry, make_run
 from tests.responses import body
@@ -115,21 +116,17 @@ def test_a_worker_on_a_profiles_own_queue_runs_its_probes(
 ):
     """A board joins by starting one worker on latency.<profile>; it fetches the checkpoint
     itself and stores the measurement."""
-    from leaderboard import pipeline
-    from leaderboard.tasks import probe_latency
+    from leaderboard import runstate
 
     settings.CHECKPOINT_ALLOWED_HOSTS = ["127.0.0.1"]
     url = f"{served.url}/tiny.tar.gz"
-    sub, _ = pipeline.create_submission(
-        pipeline.resolve_source(url), url, "Probe me", enqueue=False
-    )
+    sub, _ = intake.create_submission(intake.resolve_source(url), url, "Probe me", enqueue=False)
     entry = make_entry("Probe me")
     run = make_run(entry)
-    Submission.objects.filter(pk=sub.pk).update(
-        entry=entry, run=run, status="probing", probes_pending=["test-board"]
-    )
+    Submission.objects.filter(pk=sub.pk).update(entry=entry, run=run, status="probing")
     with celery_worker(redis_url, tmp_path, "latency.test-board", name="board") as worker:
-        probe_latency.apply_async((entry.pk, "test-board", sub.pk), queue="latency.test-board")
+        # Sent to latency.test-board as the pipeline sends it after an evaluation.
+        runstate.queue_probe(entry, board_profile, submission=Submission.objects.get(pk=sub.pk))
         wait_for(
             lambda: Submission.objects.get(pk=sub.pk).status == "done",
             240,

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from evaluator import checkpoint
-from leaderboard import pipeline, tasks
+from leaderboard import intake, pipeline, tasks
 from leaderboard.models import Entry, EvaluationRun, Submission, TaskScore
 
 
@@ -132,8 +132,8 @@ def archive(root, name: str, members: dict[str, bytes]) -> str:
 
 
 def submission_for(url: str) -> Submission:
-    source = pipeline.resolve_source(url)
-    sub, created = pipeline.create_submission(source, url, "Hostile", enqueue=False)
+    source = intake.resolve_source(url)
+    sub, created = intake.create_submission(source, url, "Hostile", enqueue=False)
     assert created
     return sub
 
@@ -199,41 +199,29 @@ def test_the_watchdog_requeues_a_submission_whose_worker_died(db, site):
     assert sub.status == "failed" and "stopped responding" in sub.error
 
 
-def test_a_hub_revision_is_pinned_to_its_commit_at_submission(client, db, site, served):
+def test_a_hub_revision_is_pinned_to_its_commit_at_submission(client, db, site, served, hub_online):
     """A fake Hub on 127.0.0.1 answers the revision API; the commit is what runs."""
-    import functools
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from tests.httpserver import App, respond, running
 
     commit = "a" * 40
-
-    class Hub(BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path.startswith("/api/models/org/tiny/revision/"):
-                payload = json.dumps(
-                    {
-                        "sha": commit,
-                        "siblings": [
-                            {"rfilename": "config.json", "size": 10},
-                            {"rfilename": "model.safetensors", "size": 10},
-                        ],
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            else:
-                self.send_error(404)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Hub))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        site.HF_ENDPOINT = f"http://127.0.0.1:{server.server_address[1]}"
+    answer = respond(
+        json.dumps(
+            {
+                "id": "org/tiny",
+                "sha": commit,
+                "siblings": [
+                    {"rfilename": "config.json", "size": 10},
+                    {"rfilename": "model.safetensors", "size": 10},
+                ],
+            }
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    hub = App()
+    hub.routes["/api/models/org/tiny/revision/main"] = answer
+    hub.routes[f"/api/models/org/tiny/revision/{commit}"] = answer
+    with running(hub):
+        site.HF_ENDPOINT = hub.url()
         response = post(client, "org/tiny")
         assert response.status_code == 302, response.content.decode()[-2000:]
         sub = Submission.objects.get()
@@ -243,8 +231,6 @@ def test_a_hub_revision_is_pinned_to_its_commit_at_submission(client, db, site, 
         again = post(client, f"https://huggingface.co/org/tiny/tree/{commit}")
         assert again["Location"] == f"/submissions/{sub.pk}/"
         assert Submission.objects.count() == 1
-    finally:
-        server.shutdown()
 
 
 def test_checkpoint_errors_name_what_to_fix():
@@ -274,17 +260,19 @@ def test_the_watchdog_resends_a_lost_message_once_per_period(db, site):
 
 
 def test_probes_nobody_answers_end_with_a_message_and_the_evaluation_stands(db, site):
-    from leaderboard.models import DeviceProfile
+    from leaderboard.models import DeviceProfile, Probe
 
-    DeviceProfile.objects.create(slug="gone-board", name="Gone", active=True)
+    board = DeviceProfile.objects.create(slug="gone-board", name="Gone", active=True)
     sub = submission_for("https://127.0.0.1/m.tar.gz")
     stale = timezone.now() - timedelta(seconds=site.HEARTBEAT_STALE_S + 5)
-    Submission.objects.filter(pk=sub.pk).update(
-        status="probing", heartbeat=stale, probes_pending=["gone-board"]
-    )
+    entry = Entry.objects.create(name="Gone", slug="gone")
+    Submission.objects.filter(pk=sub.pk).update(status="probing", entry=entry)
+    # As runstate.start_probing leaves it: sent once, no worker took it since.
+    probe = Probe.objects.create(entry=entry, profile=board, submission=sub, sends=1)
     for _ in range(site.MAX_ATTEMPTS):
+        Probe.objects.filter(pk=probe.pk).update(heartbeat=stale)
         assert tasks.watchdog()["probes"] == 1
-        Submission.objects.filter(pk=sub.pk).update(heartbeat=stale)
+    Probe.objects.filter(pk=probe.pk).update(heartbeat=stale)
     assert tasks.watchdog()["probes_given_up"] == 1
     sub.refresh_from_db()
     assert sub.status == "done" and sub.probes_pending == []

@@ -16,9 +16,3 @@ def ms(value):
     if value is None:
         return "–"
     return f"{value:,.1f}"
-
-
-@register.filter
-def frac_pct(value, digits=2):
-    """A stored fraction (0.439) shown as a percentage (43.90)."""
-    return pct(None if value is None else value * 100, digits)

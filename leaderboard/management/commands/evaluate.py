@@ -3,8 +3,8 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluator import checkpoint, harness
-from leaderboard import pipeline
+from evaluator import checkpoint, tasks_spec
+from leaderboard import intake, pipeline
 from leaderboard.models import Submission
 
 
@@ -18,7 +18,12 @@ class Command(BaseCommand):
         parser.add_argument("url", help="org/name[@revision], a Hub URL, or an archive URL")
         parser.add_argument("--name", help="display name (default: from the URL)")
         parser.add_argument("--notes", default="")
-        parser.add_argument("--tasks", nargs="+", choices=harness.TASKS, default=harness.TASKS)
+        parser.add_argument(
+            "--tasks",
+            nargs="+",
+            choices=tasks_spec.HARNESS_TASKS,
+            default=tasks_spec.HARNESS_TASKS,
+        )
         parser.add_argument(
             "--data", default=None, help="sample, hub, or a directory (default: EVAL_DATA setting)"
         )
@@ -26,11 +31,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, url, name, notes, tasks, data, limit, **options):
         try:
-            source = pipeline.resolve_source(url)
+            source = intake.resolve_source(url)
         except checkpoint.CheckpointError as exc:
             raise CommandError(str(exc)) from exc
         name = name or (source.repo_id or url.rstrip("/").rsplit("/", 1)[-1])[:100]
-        sub, created = pipeline.create_submission(
+        sub, created = intake.create_submission(
             source,
             url,
             name,

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluator import datasets_export, harness
+from evaluator import datasets_export, tasks_spec
 
 
 class Command(BaseCommand):
@@ -13,7 +13,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("out_dir", type=Path)
-        parser.add_argument("--tasks", nargs="+", choices=harness.TASKS, default=harness.TASKS)
+        parser.add_argument(
+            "--tasks",
+            nargs="+",
+            choices=tasks_spec.HARNESS_TASKS,
+            default=tasks_spec.HARNESS_TASKS,
+        )
         parser.add_argument("--cache-dir", default=None, help="datasets cache (default: HF's)")
 
     def handle(self, *args, out_dir, tasks, cache_dir, **options):

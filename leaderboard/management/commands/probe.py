@@ -1,11 +1,15 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from leaderboard import latency
-from leaderboard.models import DeviceProfile, Entry
+from leaderboard import latency, runstate
+from leaderboard.models import DeviceProfile, Entry, Probe
 
 
 class Command(BaseCommand):
-    help = "Measure a model's latency on a device profile in the foreground and store it."
+    help = (
+        "Measure a model's latency on a device profile in the foreground and store it. A probe "
+        "of that model already queued (say, waiting for a latency worker) is taken over, and "
+        "its submission completes; one that a worker is running now is left to it."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("model", help="the model's slug (see its page URL)")
@@ -15,15 +19,24 @@ class Command(BaseCommand):
         entry = Entry.objects.filter(slug=model).first()
         if entry is None:
             raise CommandError(f"no model with slug {model!r}")
-        if not DeviceProfile.objects.filter(slug=profile, reported=False).exists():
+        device = DeviceProfile.objects.filter(slug=profile, reported=False).first()
+        if device is None:
             known = ", ".join(
                 DeviceProfile.objects.filter(reported=False).values_list("slug", flat=True)
             )
             raise CommandError(f"no measurable device profile {profile!r} (known: {known})")
-        outcome = latency.run_probe(entry.pk, profile)
+        job = Probe.objects.filter(entry=entry, profile=device, status__in=Probe.ACTIVE).first()
+        if job is None:
+            job = runstate.queue_probe(entry, device, send=False)
+        if job is None or job.status == Probe.Status.RUNNING:
+            raise CommandError(
+                f"{entry.name} is being probed on {profile} right now (by a latency worker); "
+                "its figures will appear on the model page when it ends"
+            )
+        outcome = latency.run_probe(job.pk)
         if outcome != "ok":
             raise CommandError(outcome)
-        result = entry.latency_results.get(profile__slug=profile, kind="measured")
+        result = entry.latency_results.get(profile=device)
         self.stdout.write(
             f"{entry.name} on {profile}: load {result.load_ms:.1f} ms, init {result.init_ms:.1f} "
             f"ms, execute {result.execute_ms:.2f} ms/token ({result.decode_tok_s:.1f} tok/s), "

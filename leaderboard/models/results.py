@@ -1,8 +1,15 @@
+"""What the leaderboard ranks: suites and tasks, entries (models), their runs and scores,
+and where a reported run stands in a paper's table."""
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-MOBILELLM_SUITE = "mobilellm-csr"
+from evaluator.tasks_spec import SUITE_SLUG
+
+from ..units import format_params
+
+MOBILELLM_SUITE = SUITE_SLUG
 
 
 class Suite(models.Model):
@@ -69,8 +76,6 @@ class Entry(models.Model):
 
     @property
     def params_display(self) -> str:
-        from .suites import format_params
-
         return self.params_label or format_params(self.params)
 
     @property
@@ -191,163 +196,3 @@ class PaperRow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.table} {self.group} #{self.position}"
-
-
-class DeviceProfile(models.Model):
-    slug = models.SlugField(unique=True)
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
-    device_class = models.CharField(max_length=40, default="cpu")
-    runtime = models.CharField(max_length=100, default="eager")
-    dtype = models.CharField(max_length=20, default="float32")
-    threads = models.PositiveSmallIntegerField(null=True, blank=True)
-    # Reported profiles come from papers; no worker ever runs them.
-    reported = models.BooleanField(default=False)
-    active = models.BooleanField(default=True)
-    bandwidth_gb_s = models.FloatField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def queue(self) -> str:
-        return f"latency.{self.slug}"
-
-
-class LatencyResult(models.Model):
-    entry = models.ForeignKey(Entry, models.CASCADE, related_name="latency_results")
-    profile = models.ForeignKey(DeviceProfile, models.PROTECT, related_name="results")
-    kind = models.CharField(max_length=10, choices=EvaluationRun.Kind.choices)
-    citation = models.CharField(max_length=300, blank=True)
-    layers_label = models.CharField(max_length=40, blank=True)
-    load_ms = models.FloatField(null=True, blank=True)
-    init_ms = models.FloatField(null=True, blank=True)
-    # What the paper's Table 7 calls Execute: one decoded token (for us: decode p50).
-    execute_ms = models.FloatField(null=True, blank=True)
-    first_forward_ms = models.FloatField(null=True, blank=True)
-    prefill_ms = models.FloatField(null=True, blank=True)
-    prefill_tokens = models.PositiveIntegerField(null=True, blank=True)
-    decode_ms_p50 = models.FloatField(null=True, blank=True)
-    decode_ms_p90 = models.FloatField(null=True, blank=True)
-    decode_tok_s = models.FloatField(null=True, blank=True)
-    peak_rss_mb = models.FloatField(null=True, blank=True)
-    file_size_mb = models.FloatField(null=True, blank=True)
-    roofline_frac = models.FloatField(null=True, blank=True)
-    samples = models.JSONField(default=dict, blank=True)
-    environment = models.JSONField(default=dict, blank=True)
-    created = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["profile", "entry__name"]
-
-    def __str__(self) -> str:
-        return f"{self.entry} on {self.profile}"
-
-
-class SubmissionQuerySet(models.QuerySet):
-    def active(self) -> "SubmissionQuerySet":
-        return self.filter(status__in=Submission.ACTIVE)
-
-    def from_client(self, ip: str, since) -> "SubmissionQuerySet":
-        return self.filter(client_ip=ip, created__gte=since)
-
-
-class Submission(models.Model):
-    """A request from the web form (or `manage.py evaluate`) to evaluate one checkpoint."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        FETCHING = "fetching"
-        EVALUATING = "evaluating"
-        PROBING = "probing"
-        DONE = "done"
-        FAILED = "failed"
-        REJECTED = "rejected"
-        CANCELLED = "cancelled"
-
-    RUNNING = [Status.FETCHING, Status.EVALUATING, Status.PROBING]
-    ACTIVE = [Status.PENDING, *RUNNING]
-    ENDED = [Status.DONE, Status.FAILED, Status.REJECTED, Status.CANCELLED]
-
-    url = models.CharField(max_length=2000)
-    source_kind = models.CharField(max_length=10)  # "hub" or "archive"
-    repo_id = models.CharField(max_length=200, blank=True)
-    revision = models.CharField(max_length=200, blank=True)
-    commit = models.CharField(max_length=64, blank=True)
-    # hub:<repo>@<commit> or url:<url>: the same checkpoint twice maps to the same key.
-    checkpoint_key = models.CharField(max_length=2100)
-    name = models.CharField(max_length=100)
-    notes = models.TextField(blank=True)
-    client_ip = models.GenericIPAddressField(null=True, blank=True)
-    # Lets the submitter (who holds it in their session) cancel without an account.
-    secret = models.CharField(max_length=64)
-
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
-    data = models.CharField(max_length=500, default="sample")
-    limit = models.PositiveIntegerField(null=True, blank=True)
-    tasks = models.JSONField(default=list)
-    task_index = models.PositiveSmallIntegerField(default=0)
-    task_name = models.CharField(max_length=64, blank=True)
-    task_fraction = models.FloatField(default=0)
-    error = models.TextField(blank=True)
-    log_tail = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    celery_task_id = models.CharField(max_length=64, blank=True)
-
-    entry = models.ForeignKey(
-        Entry, models.SET_NULL, null=True, blank=True, related_name="submissions"
-    )
-    run = models.ForeignKey(
-        EvaluationRun, models.SET_NULL, null=True, blank=True, related_name="submissions"
-    )
-    duplicate_of = models.ForeignKey("self", models.SET_NULL, null=True, blank=True)
-
-    # Latency profiles whose probe is still to come after the evaluation.
-    probes_pending = models.JSONField(default=list, blank=True)
-    probe_resends = models.PositiveSmallIntegerField(default=0)
-
-    created = models.DateTimeField(auto_now_add=True)
-    enqueued = models.DateTimeField(null=True, blank=True)
-    started = models.DateTimeField(null=True, blank=True)
-    heartbeat = models.DateTimeField(null=True, blank=True)
-    finished = models.DateTimeField(null=True, blank=True)
-
-    objects = SubmissionQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created"]
-        constraints = [
-            # One live evaluation per checkpoint: twenty identical submissions at once
-            # cannot all insert; the losers link to the winner.
-            models.UniqueConstraint(
-                fields=["checkpoint_key"],
-                condition=models.Q(status__in=["pending", "fetching", "evaluating", "probing"]),
-                name="submission_one_active_per_checkpoint",
-            )
-        ]
-        indexes = [
-            # The watchdog's scan for running submissions with a stale heartbeat.
-            models.Index(fields=["status", "heartbeat"], name="submission_status_heartbeat"),
-            # Rate limiting: recent submissions of one client.
-            models.Index(fields=["client_ip", "created"], name="submission_client_created"),
-        ]
-
-    def __str__(self) -> str:
-        return f"#{self.pk} {self.name} ({self.status})"
-
-    def get_absolute_url(self) -> str:
-        return reverse("leaderboard-submission", args=[self.pk])
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
-
-    @property
-    def progress(self) -> float:
-        """Overall fraction done: tasks finished plus the fraction of the current one."""
-        if self.status == self.Status.DONE:
-            return 1.0
-        count = len(self.tasks) or 1
-        if self.status in (self.Status.PENDING, self.Status.FETCHING):
-            return 0.0
-        return min(1.0, (self.task_index + self.task_fraction) / count)

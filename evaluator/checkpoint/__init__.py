@@ -1,0 +1,117 @@
+"""Untrusted checkpoint URL → verified local model directory (DESIGN §6), in stages:
+
+- source: what was typed → a Source (no network);
+- hub: a Hub revision pinned to its commit, its files listed (HfApi) and downloaded;
+- archive: an archive downloaded and extracted under budgets and member checks;
+- inspection: config.json and the safetensors headers checked, nothing allocated;
+- files: what a model directory keeps, and its content hash.
+
+fetch() runs them in a temp dir beside `dest` and moves the model into place only once every
+check passed. Network rules: evaluator/safehttp.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluator.safehttp import Allowed, CheckpointError, Limits
+
+from . import archive, hub
+from .files import NEEDED_FILES, PICKLES_REFUSED, content_hash, hash_of, is_needed
+from .inspection import ModelInfo, inspect, read_safetensors_header
+from .source import HUB_ENDPOINT, Source, parse_source
+
+__all__ = ["CheckpointError", "Fetched", "Limits", "ModelInfo", "Source", "content_hash"]
+__all__ += ["fetch", "inspect", "is_needed", "parse_source", "read_safetensors_header"]
+__all__ += ["resolve", "NEEDED_FILES", "PICKLES_REFUSED"]
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass
+class Fetched:
+    path: Path
+    sha256: str  # the content hash: the same checkpoint submitted twice hashes the same
+    size_bytes: int
+    files: list[str]
+    info: ModelInfo  # inspect(path), run by fetch()
+
+
+def resolve(
+    source: Source,
+    *,
+    hub_endpoint: str = HUB_ENDPOINT,
+    allowed_hosts: Iterable[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
+    token: str | None = None,
+) -> Source:
+    """Pin a Hub source to the commit its revision points at now; archives pass through."""
+    if source.kind != "hub":
+        return source
+    return hub.resolve(source, hub_endpoint.rstrip("/"), Allowed(allowed_hosts), limits, token)
+
+
+class _Progress:
+    """Calls progress(done, total) after each chunk and raises once should_stop() says so."""
+
+    def __init__(self, progress, should_stop, total: int | None = None) -> None:
+        self.progress, self.should_stop, self.total, self.done = progress, should_stop, total, 0
+
+    def check(self) -> None:
+        if self.should_stop and self.should_stop():
+            raise CheckpointError("cancelled")
+
+    def __call__(self, nbytes: int, length: int | None) -> None:
+        self.check()
+        self.done += nbytes
+        if self.progress:
+            self.progress(self.done, self.total if self.total is not None else length)
+
+
+def fetch(
+    source: Source,
+    dest: Path,
+    *,
+    hub_endpoint: str = HUB_ENDPOINT,
+    allowed_hosts: Iterable[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
+    token: str | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Fetched:
+    """Download, extract and inspect `source`; the verified model ends up at `dest`.
+
+    `dest` must not exist or be an empty directory. All work happens in a temp dir beside
+    it, removed on any failure, so `dest` is only ever the complete, inspected model.
+    progress is called after every chunk (1 MiB): throttle on your side if needed.
+    """
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise FileExistsError(f"{dest} exists and is not an empty directory")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    allowed, ticker = Allowed(allowed_hosts), _Progress(progress, should_stop)
+    try:
+        ticker.check()
+        if source.kind == "hub":
+            endpoint = hub_endpoint.rstrip("/")
+            model_dir, hashes = hub.fetch_files(
+                source, work, endpoint, allowed, limits, token, ticker
+            )
+        elif source.kind == "archive":
+            model_dir, hashes = archive.fetch_archive(source, work, allowed, limits, ticker)
+        else:
+            raise ValueError(f"unknown source kind {source.kind!r}")
+        info = inspect(model_dir)
+        files = sorted(p.name for p in model_dir.iterdir())
+        size = sum((model_dir / name).stat().st_size for name in files)
+        ticker.check()
+        os.replace(model_dir, dest)  # rename(2) replaces an empty directory atomically
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return Fetched(dest, hash_of(hashes), size, files, info)

@@ -1,0 +1,205 @@
+"""An archive URL → an extracted model directory, with every member checked before it is
+written: tarfile's own data filter (PEP 706) first, then our rules (no links at all, no
+special files, no odd names), member-count and expanded-size budgets counted on the bytes
+actually written (declared sizes can lie), and only the files a model needs kept."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+import shutil
+import stat
+import tarfile
+import zipfile
+import zlib
+from pathlib import Path
+
+from evaluator import safehttp
+from evaluator.safehttp import CHUNK, CheckpointError, Limits, human_bytes
+
+from .files import PICKLE_SUFFIXES, PICKLES_REFUSED, is_needed
+from .source import Source
+
+_CORRUPT = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zlib.error)
+_CORRUPT += (NotImplementedError,)  # zipfile, for compression methods it lacks
+# PEP 706's refusals, in the words our own checks use for the same tricks.
+_FILTER_REASONS = {
+    tarfile.AbsolutePathError: "absolute or Windows-style path",
+    tarfile.OutsideDestinationError: "'..' in its path",
+    tarfile.SpecialFileError: "not a regular file",
+    tarfile.AbsoluteLinkError: "a link",
+    tarfile.LinkOutsideDestinationError: "a link",
+}
+
+
+def fetch_archive(source: Source, work: Path, allowed, limits: Limits, ticker) -> tuple:
+    """Download and extract; returns (model_dir, {name: sha256}) of the files kept."""
+    archive = work / "download"
+    with open(archive, "xb") as out:
+        safehttp.download(
+            source.url,
+            out,
+            allowed=allowed,
+            limits=limits,
+            max_bytes=limits.max_download_bytes,
+            tick=ticker,
+        )
+    root = work / "extracted"
+    root.mkdir()
+    budget = _Budget(limits, ticker)
+    with open(archive, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    try:
+        if not gzipped and zipfile.is_zipfile(archive):
+            _extract_zip(archive, root, budget)
+        else:
+            # gzip.open, not tarfile's own "r|gz": only GzipFile checks the CRC at the end.
+            with (gzip.open if gzipped else open)(archive, "rb") as stream:
+                _extract_tar(stream, root, budget)
+    except _CORRUPT as exc:
+        raise CheckpointError(
+            f"the archive is corrupt, truncated or not a .tar, .tar.gz or .zip ({exc})"
+        ) from None
+    archive.unlink()
+    model_dir = _model_root(root)
+    if _prune(model_dir) and not any(model_dir.glob("*.safetensors")):
+        raise CheckpointError(PICKLES_REFUSED)
+    return model_dir, {p.name: budget.hashes[p] for p in model_dir.iterdir()}
+
+
+def member_path(root: Path, name: str) -> Path | None:
+    """Where a member goes under root, or None for the root itself; refuses tricks."""
+    shown = repr(name[:120])
+    if "\\" in name or name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        raise CheckpointError(f"refused archive member {shown}: absolute or Windows-style path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise CheckpointError(f"refused archive member {shown}: '..' in its path")
+    if any(ord(ch) < 32 for ch in name) or len(name) > 1024 or any(len(p) > 200 for p in parts):
+        raise CheckpointError(f"refused archive member {shown}: odd characters or too long")
+    return root.joinpath(*parts) if parts else None
+
+
+class _Budget:
+    """Counts members and the bytes actually written, and hashes each file as it goes."""
+
+    def __init__(self, limits: Limits, ticker) -> None:
+        self.limits, self.ticker, self.members = limits, ticker, 0
+        self.left = limits.max_expanded_bytes
+        self.hashes: dict[Path, str] = {}
+
+    def member(self, count: int = 1) -> None:
+        self.ticker.check()
+        self.members += count
+        if self.members > self.limits.max_archive_members:
+            limit = self.limits.max_archive_members
+            raise CheckpointError(f"the archive has more than {limit} members")
+
+    def take(self, nbytes: int) -> None:
+        self.left -= nbytes
+        if self.left < 0:
+            limit = human_bytes(self.limits.max_expanded_bytes)
+            raise CheckpointError(f"the archive expands past the {limit} limit")
+
+    def copy(self, src, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out = open(target, "xb")  # never overwrite: a duplicate member is refused
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            raise CheckpointError(f"refused archive member {target.name!r}: duplicate") from None
+        digest = hashlib.sha256()
+        with out:
+            while chunk := src.read(CHUNK):
+                self.take(len(chunk))
+                digest.update(chunk)
+                out.write(chunk)
+        self.hashes[target] = digest.hexdigest()
+
+
+def _refuse_member(name: str, isdir: bool, regular: bool, link: bool) -> None:
+    if not isdir and not regular:
+        kind = "a link" if link else "not a regular file"
+        raise CheckpointError(f"refused archive member {name[:120]!r}: {kind}")
+
+
+def _filtered(member: tarfile.TarInfo, root: Path) -> tarfile.TarInfo:
+    """tarfile's data filter; where it would quietly mend a name (strip a leading "/"), the
+    member is refused instead: an archive that tries that is not a model we want."""
+    try:
+        filtered = tarfile.data_filter(member, str(root))
+    except tarfile.FilterError as exc:
+        reason = _FILTER_REASONS.get(type(exc), "refused by the archive filter")
+        raise CheckpointError(f"refused archive member {member.name[:120]!r}: {reason}") from None
+    if filtered.name != member.name:
+        raise CheckpointError(
+            f"refused archive member {member.name[:120]!r}: absolute or Windows-style path"
+        )
+    return filtered
+
+
+def _extract_tar(stream, root: Path, budget: _Budget) -> None:
+    # Stream mode ("r|") checks each member as it comes, without a listing pass first.
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            budget.member()
+            member = _filtered(member, root)
+            target = member_path(root, member.name)
+            regular = member.isfile() and not member.issparse()
+            _refuse_member(member.name, member.isdir(), regular, member.issym() or member.islnk())
+            if member.isdir() or target is None:
+                if target is not None:
+                    target.mkdir(parents=True, exist_ok=True)
+                continue
+            if member.size > budget.left:
+                budget.take(member.size)
+            budget.copy(tar.extractfile(member), target)
+    while chunk := stream.read(CHUNK):  # to the end, so gzip verifies its checksum
+        budget.take(len(chunk))
+
+
+def _extract_zip(archive: Path, root: Path, budget: _Budget) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        budget.member(len(infos))
+        if sum(info.file_size for info in infos) > budget.left:
+            budget.take(sum(info.file_size for info in infos))
+        for info in infos:
+            budget.ticker.check()
+            target = member_path(root, info.filename)
+            kind = stat.S_IFMT(info.external_attr >> 16)  # 0: the zip does not say
+            regular = kind in (0, stat.S_IFREG)
+            _refuse_member(info.filename, info.is_dir(), regular, kind == stat.S_IFLNK)
+            if info.is_dir() or target is None:
+                if target is not None:
+                    target.mkdir(parents=True, exist_ok=True)
+                continue
+            if info.flag_bits & 0x1:
+                raise CheckpointError("the archive is encrypted: publish it without a password")
+            with zf.open(info) as src:
+                budget.copy(src, target)
+
+
+def _model_root(root: Path) -> Path:
+    if (root / "config.json").is_file():
+        return root
+    entries = [p for p in root.iterdir() if p.name not in ("__MACOSX", ".DS_Store")]
+    if len(entries) == 1 and entries[0].is_dir() and (entries[0] / "config.json").is_file():
+        return entries[0]
+    raise CheckpointError(
+        "config.json not found: put the model files at the archive's root "
+        "or in its single top-level folder"
+    )
+
+
+def _prune(model_dir: Path) -> list[str]:
+    """Drop everything the model does not need; pickles are deleted, never opened."""
+    pickles = []
+    for entry in model_dir.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        elif not is_needed(entry.name):
+            if entry.name.endswith(PICKLE_SUFFIXES):
+                pickles.append(entry.name)
+            entry.unlink()
+    return pickles

@@ -1,0 +1,97 @@
+"""One model: the data behind /models/<slug>/ and /models/<slug>.json (one function, two
+renderers). Accuracies are in percent here, as everywhere the site shows or serves them."""
+
+from __future__ import annotations
+
+from .models import EvaluationRun, LatencyResult, TaskScore
+from .units import percent, rounded
+
+LATENCY_KEYS = [
+    "load_ms",
+    "init_ms",
+    "execute_ms",
+    "first_forward_ms",
+    "prefill_ms",
+    "prefill_tokens",
+    "decode_ms_p50",
+    "decode_ms_p90",
+    "decode_tok_s",
+    "peak_rss_mb",
+    "file_size_mb",
+    "roofline_frac",
+]
+
+
+def model_data(entry) -> dict:
+    """Everything the model page shows, as plain values (a constant number of queries)."""
+    runs = list(
+        entry.runs.select_related("suite")
+        .prefetch_related("paper_rows")
+        .order_by("-kind", "created")
+    )
+    scores: dict[int, list] = {}
+    for score in (
+        TaskScore.objects.filter(run__entry=entry)
+        .select_related("task")
+        .order_by("task__position", "metric")
+    ):
+        scores.setdefault(score.run_id, []).append(score)
+    latency = LatencyResult.objects.filter(entry=entry).select_related("profile")
+    return {
+        "model": entry.name,
+        "slug": entry.slug,
+        "params": entry.params,
+        "params_label": entry.params_display,
+        "params_non_embedding": entry.params_non_embedding,
+        "layers": entry.layers,
+        "architecture": entry.architecture,
+        "size_class": entry.size_class,
+        "source_url": entry.source_url,
+        "revision": entry.revision,
+        "content_sha256": entry.content_sha256,
+        "notes": entry.notes,
+        "runs": [_run(run, scores.get(run.pk, [])) for run in runs],
+        "latency": [_latency(r) for r in latency],
+    }
+
+
+def _run(run: EvaluationRun, scores: list) -> dict:
+    reported = run.kind == EvaluationRun.Kind.REPORTED
+    return {
+        "id": run.pk,
+        "suite": run.suite.slug,
+        "suite_name": run.suite.name,
+        "provenance": run.kind,
+        "source": run.citation if reported else run.provenance_label,
+        "benchmark": run.benchmark,
+        "benchmark_label": run.get_benchmark_display(),
+        "ranked": run.ranked,
+        "status": run.status,
+        "avg": rounded(percent(run.avg), 4),
+        "paper_tables": [{"table": p.table, "group": p.group} for p in run.paper_rows.all()],
+        "details": run.provenance,
+        "samples_url": run.samples_file.url if run.samples_file else None,
+        "scores": [
+            {
+                "task": s.task.key,
+                "label": s.task.label,
+                "metric": s.metric,
+                "headline": s.metric == s.task.headline_metric,
+                "value": rounded(percent(s.value), 4),
+                "stderr": rounded(percent(s.stderr), 4),
+                "n": s.n,
+            }
+            for s in scores
+        ],
+    }
+
+
+def _latency(r: LatencyResult) -> dict:
+    return {
+        "profile": r.profile.slug,
+        "profile_name": r.profile.name,
+        "provenance": r.kind,
+        "source": r.citation,
+        **{key: getattr(r, key) for key in LATENCY_KEYS},
+        "environment": r.environment,
+    }
