@@ -214,6 +214,7 @@ def evaluate(
         model, tokenizer = load_model(model_dir, device=device, dtype=dtype)
     elif tokenizer is None:
         raise ValueError("a preloaded model needs its tokenizer too")
+    tracker.poll(0.0)  # loading and indexing take seconds: a cancel must not wait for them
     device = str(model.device)
     if batch_size is None:
         batch_size = "auto" if device.startswith("cuda") else CPU_BATCH_SIZE
@@ -228,6 +229,7 @@ def evaluate(
             tracker.start_task(i, len(tasks), task)
             name = source.run_name(task)
             loaded = manager.load([name])
+            tracker.poll(0.0)
             task_obj = loaded["tasks"][name]
             out = _run_task(lm, loaded, limit)
             identity[task] = source.identity(task, task_obj)

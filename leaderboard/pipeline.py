@@ -50,8 +50,9 @@ class LogTail(logging.Handler):
         return "\n".join([*self.lines, extra]).strip()[-8000:]
 
 
-def run(pk: int, task_id: str = "", progress=None) -> str:
-    """Evaluate submission pk if it can be claimed; returns its final (or current) status."""
+def run(pk: int, task_id: str = "", progress=None, soft_limit_s: float | None = None) -> str:
+    """Evaluate submission pk if it can be claimed; returns its final (or current) status.
+    soft_limit_s: the message's soft time limit, also checked at every progress call."""
     if not runstate.claim(pk, task_id):
         return Submission.objects.get(pk=pk).status
     tail = LogTail()
@@ -59,7 +60,7 @@ def run(pk: int, task_id: str = "", progress=None) -> str:
     sub = Submission.objects.get(pk=pk)
     workdir = Path(settings.WORK_DIR) / f"submission-{pk}-{sub.attempts}"
     try:
-        return _run(sub, workdir, runstate.Beat(pk, sub.attempts, progress))
+        return _run(sub, workdir, runstate.Beat(pk, sub.attempts, progress, soft_limit_s))
     except harness.Cancelled:
         runstate.move(pk, S.CANCELLED, WORKING, log_tail=tail.text())
         return S.CANCELLED
@@ -116,10 +117,9 @@ def _failure_message(exc: BaseException) -> str:
     from celery.exceptions import SoftTimeLimitExceeded
 
     if isinstance(exc, SoftTimeLimitExceeded):
-        return (
-            f"stopped: the evaluation ran past its time limit of "
-            f"{settings.CELERY_TASK_SOFT_TIME_LIMIT} s"
-        )
+        # The limit the message carried (raised by runstate.Beat), else this site's setting.
+        limit = exc.args[0] if exc.args else settings.CELERY_TASK_SOFT_TIME_LIMIT
+        return f"stopped: the evaluation ran past its time limit of {limit:g} s"
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 

@@ -129,16 +129,30 @@ class Beat:
     Every write is conditional on the submission still running *this attempt*: a cancelled
     submission, or one the watchdog handed to another worker, makes this run stop."""
 
-    def __init__(self, pk: int, attempt: int, progress=None):
+    def __init__(self, pk: int, attempt: int, progress=None, soft_limit_s: float | None = None):
         self.pk = pk
         self.attempt = attempt
         self.progress = progress
         self.fields: dict = {}
         self.last = 0.0
         self.cancelled = False
+        self.soft_limit_s = soft_limit_s
+        self.deadline = time.monotonic() + soft_limit_s if soft_limit_s else None
 
     def due(self) -> bool:
+        self.check_deadline()
         return time.monotonic() - self.last >= HEARTBEAT_EVERY_S
+
+    def check_deadline(self) -> None:
+        """Celery's soft limit is an exception raised from a signal handler: when it lands
+        inside a finaliser (`__del__`, seen in CI) Python prints and drops it, and only the
+        hard kill follows, leaving the row to the watchdog. The same limit, checked here at
+        every progress call, always ends the run with its reason."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            from celery.exceptions import SoftTimeLimitExceeded
+
+            self.deadline = None  # raised once; cleanup after it must not raise again
+            raise SoftTimeLimitExceeded(self.soft_limit_s)
 
     def should_stop(self) -> bool:
         if not self.cancelled and self.due():

@@ -11,7 +11,9 @@ from . import latency, pipeline, runstate
 @shared_task(bind=True, acks_late=True)
 def evaluate_submission(self, submission_id: int) -> str:
     # A transient failure leaves the submission pending and sends it again (pipeline).
-    return pipeline.run(submission_id, task_id=self.request.id or "")
+    # timelimit is (hard, soft) as the message carried them (queueing sets both).
+    soft = (self.request.timelimit or (None, None))[1]
+    return pipeline.run(submission_id, task_id=self.request.id or "", soft_limit_s=soft)
 
 
 @shared_task(acks_late=True)
