@@ -1,11 +1,13 @@
-"""Wall time of our evaluation pipeline against the stock lm-eval command line.
+"""Wall time, tokens forwarded and peak memory of the two evaluation engines.
 
-Both sides run as fresh subprocesses on the same MobileLLM-125M-shaped random-weight model,
-the same sample-set tasks (the yamls our harness generates), the same batch size and the
-same thread count, so each time includes interpreter start, imports, model load and all
-eight tasks. Target: ours / stock <= 1.10.
+Ours (`hf-trie`, EVAL_ENGINE=fast) and stock lm-eval HFLM (EVAL_ENGINE=stock) run through the
+same harness, each in a fresh subprocess (interpreter start, imports, model load and all
+eight tasks count), alternating within one run, same threads and batch size, on a random-
+weight model of a real shape. Targets (issue 11): ours / stock <= 0.5 in wall time, ours'
+tokens forwarded / unique tokens of the request trie <= 1.1, peak memory <= stock's + 10 %.
 
-    python bench/eval.py [--threads N] [--batch-size B] [--repeats R] [--model-dir DIR]
+    python bench/eval.py [--shape mobilellm-125m|gpt2-124m] [--threads N] [--repeats R]
+                         [--tasks T ...] [--data sample|DIR] [--json FILE]
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,84 +25,109 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evaluator import datasource  # noqa: E402
 from evaluator.harness import CPU_BATCH_SIZE, TASKS  # noqa: E402
 from evaluator.machine import cpu_model  # noqa: E402
-from evaluator.tinymodel import MOBILELLM_125M, build_tiny_model  # noqa: E402
+from evaluator.tinymodel import GPT2_124M, MOBILELLM_125M, build_tiny_model  # noqa: E402
+
+SHAPES = {"mobilellm-125m": MOBILELLM_125M, "gpt2-124m": GPT2_124M}
+ENGINES = ("fast", "stock")
 
 
-def timed(cmd: list[str], env: dict[str, str], log: Path) -> float:
-    start = time.perf_counter()
-    with log.open("w") as fh:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-    elapsed = time.perf_counter() - start
+def child(args) -> None:
+    """One engine, in this process: evaluate, then print what it cost as one JSON line."""
+    import torch
+
+    from evaluator.engine import packing
+    from evaluator.harness import evaluate
+
+    torch.set_num_threads(args.threads)
+    trie = {"tokens": 0}
+    if args.engine == "fast":
+        # Count the unique tokens of each request set (the ideal an engine can reach).
+        original = packing.pack
+
+        def counting(requests, max_length, row_tokens):
+            inputs = [packing.model_input(c, t, max_length) for c, t in requests]
+            trie["tokens"] += packing.unique_trie_tokens(inputs)
+            return original(requests, max_length, row_tokens)
+
+        packing.pack = counting
+    started = time.perf_counter()
+    result = evaluate(args.model_dir, tasks=args.tasks, data=args.data,
+                      batch_size=args.batch_size, engine=args.engine)  # fmt: skip
+    cost = result.provenance["cost"]
+    total = {k: sum(c[k] for c in cost.values())
+             for k in ("requests", "tokens_forwarded", "tokens_padded", "forwards")}  # fmt: skip
+    status = Path("/proc/self/status").read_text()
+    hwm_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
+    print(json.dumps({
+        "eval_s": time.perf_counter() - started, **total, "trie_tokens": trie["tokens"],
+        "peak_rss_mb": hwm_kb / 1024,
+        "tasks_s": {t: c["wall_s"] for t, c in cost.items()},
+        "acc": {t.task: t.metrics.get("acc", (None,))[0] for t in result.tasks},
+    }))  # fmt: skip
+
+
+def run_one(engine: str, args, model_dir: Path) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--engine", engine, "--model-dir", str(model_dir),
+           "--threads", str(args.threads), "--batch-size", str(args.batch_size),
+           "--data", args.data, "--tasks", *args.tasks]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false",
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}  # fmt: skip
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
     if proc.returncode != 0:
-        raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}); see {log}")
-    return elapsed
+        raise SystemExit(f"{engine} failed:\n{proc.stderr[-3000:]}")
+    return {"wall_s": wall, **json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="mobilellm-125m")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--batch-size", type=int, default=CPU_BATCH_SIZE)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS)
     parser.add_argument("--data", default="sample", help="sample | DIR")
-    parser.add_argument("--model-dir", default=None, help="reuse a model (else built, ~10 s)")
+    parser.add_argument("--model-dir", default=None, help="reuse a model (else built)")
     parser.add_argument("--json", dest="json_out", default=None)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args)
+        return 0
 
-    work = Path(tempfile.mkdtemp(prefix="bench-eval-"))
-    model_dir = Path(args.model_dir) if args.model_dir else work / "mobilellm-125m"
-    if not args.model_dir:
-        build_tiny_model(model_dir, MOBILELLM_125M)
-    source = datasource.resolve(args.data)
-    source.check(TASKS)
-    yamls = source.write_yamls(TASKS, work / "yamls")
-
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(args.threads),
-        "MKL_NUM_THREADS": str(args.threads),
-        "HF_DATASETS_OFFLINE": "1",
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    ours = [sys.executable, "-m", "evaluator.harness", str(model_dir), "--data", args.data,
-            "--device", "cpu", "--batch-size", str(args.batch_size)]  # fmt: skip
-    stock = [sys.executable, "-m", "lm_eval", "--model", "hf",
-             "--model_args", f"pretrained={model_dir},dtype=float32",
-             "--tasks", ",".join(source.run_name(t) for t in TASKS),
-             "--include_path", str(yamls), "--batch_size", str(args.batch_size),
-             "--device", "cpu"]  # fmt: skip
-
-    times: dict[str, list[float]] = {"ours": [], "stock": []}
+    model_dir = Path(args.model_dir or tempfile.mkdtemp(prefix="bench-eval-")) / args.shape
+    if not (model_dir / "config.json").exists():
+        build_tiny_model(model_dir, SHAPES[args.shape])
+    runs: dict[str, list[dict]] = {e: [] for e in ENGINES}
     for r in range(args.repeats):
-        # Alternate the order so that a warm page cache or a noisy neighbour favours neither.
-        pair = [("stock", stock), ("ours", ours)]
-        for name, cmd in pair if r % 2 == 0 else pair[::-1]:
-            times[name].append(timed(cmd, env, work / f"{name}-{r}.log"))
-            print(f"run {r + 1}/{args.repeats} {name:<5} {times[name][-1]:7.1f} s", flush=True)
-
-    from importlib.metadata import version
-
-    best = {k: min(v) for k, v in times.items()}
-    report = {
-        "ours_s": round(best["ours"], 1),
-        "stock_s": round(best["stock"], 1),
-        "ratio": round(best["ours"] / best["stock"], 3),
-        "runs": times,
-        "threads": args.threads,
-        "batch_size": args.batch_size,
-        "data": args.data,
-        "cpu": cpu_model(),
-        "python": platform.python_version(),
-        "versions": {p: version(p) for p in ("lm_eval", "torch", "transformers", "datasets")},
-        "date": time.strftime("%Y-%m-%d"),
-        "logs": str(work),
-    }
-    print(json.dumps(report, indent=2))
+        for engine in ENGINES if r % 2 == 0 else ENGINES[::-1]:  # alternate who goes first
+            runs[engine].append(run_one(engine, args, model_dir))
+            print(f"repeat {r + 1} {engine:<5} {runs[engine][-1]['wall_s']:7.1f} s", flush=True)
+    fast, stock = runs["fast"], runs["stock"]
+    med = {e: statistics.median(x["wall_s"] for x in runs[e]) for e in ENGINES}
+    ratios = [f["wall_s"] / s["wall_s"] for f, s in zip(fast, stock, strict=True)]
+    summary = {
+        "shape": args.shape, "threads": args.threads, "batch_size": args.batch_size,
+        "data": args.data, "tasks": args.tasks, "cpu": cpu_model(), "repeats": args.repeats,
+        "wall_s": med, "ratio_median": statistics.median(ratios), "ratios": ratios,
+        "eval_s": {e: statistics.median(x["eval_s"] for x in runs[e]) for e in ENGINES},
+        "requests": fast[0]["requests"],
+        "requests_per_s": {e: fast[0]["requests"] / med[e] for e in ENGINES},
+        "tokens_forwarded_fast": fast[0]["tokens_forwarded"],
+        "tokens_padded": {e: runs[e][0]["tokens_padded"] for e in ENGINES},
+        "trie_tokens": fast[0]["trie_tokens"],
+        "forwarded_over_trie": fast[0]["tokens_forwarded"] / fast[0]["trie_tokens"],
+        "peak_rss_mb": {e: max(x["peak_rss_mb"] for x in runs[e]) for e in ENGINES},
+        "same_accuracy": all(f["acc"] == stock[0]["acc"] for f in fast),
+        "tasks_s": {e: runs[e][0]["tasks_s"] for e in ENGINES},
+    }  # fmt: skip
+    print(json.dumps(summary, indent=2))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report, indent=2))
+        Path(args.json_out).write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))
     return 0
 
 

@@ -100,22 +100,45 @@ class _Tracker:
             self.progress(self.index, self.n_tasks, self.task, fraction)
 
 
-def _make_lm(model, tokenizer, batch_size: int | str, tracker: _Tracker):
+def _make_lm(model, tokenizer, batch_size: int | str, tracker: _Tracker, engine: str):
+    """The lm-eval model the tasks run on: our prefix-sharing `hf-trie` ("fast") or stock
+    HFLM ("stock"), both counting what they forward for the run's cost record."""
     from lm_eval.models.huggingface import HFLM
 
-    class TrackedHFLM(HFLM):
+    from evaluator.engine import ENGINES, Cost, TrieLM
+
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; known: {sorted(ENGINES)}")
+    base = TrieLM if engine == "fast" else HFLM
+
+    class TrackedLM(base):
         def loglikelihood(self, requests, disable_tqdm: bool = False):
             tracker.start_requests(len(requests))
             return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
 
-    lm = TrackedHFLM(
+        def _model_call(self, inps, attn_mask=None, labels=None):
+            # Stock's forwards (ours count themselves): padded tokens, as the model saw them.
+            self.cost.tokens_padded += inps.numel()
+            self.cost.forwards += 1
+            return super()._model_call(inps, attn_mask=attn_mask, labels=labels)
+
+    lm = TrackedLM(
         pretrained=model,
         tokenizer=tokenizer,
         batch_size=batch_size,
         max_batch_size=CUDA_MAX_BATCH_SIZE,
     )
+    if engine == "stock":
+        lm.cost = Cost()
     lm.set_cache_hook(tracker)
     return lm
+
+
+def _engine_info(engine: str) -> dict:
+    from evaluator.engine import ENGINES, VERSION
+
+    return {"name": engine, "lm_eval_model": ENGINES[engine],
+            "version": VERSION if engine == "fast" else None}  # fmt: skip
 
 
 def _benchmark_label(source: datasource.DataSource, limit) -> str:
@@ -197,6 +220,7 @@ def evaluate(
     should_stop: Callable[[], bool] | None = None,
     model=None,
     tokenizer=None,
+    engine: str = "fast",
 ) -> EvalResult:
     """Evaluate a model directory zero-shot on `tasks`; see the module docstring."""
     from evaluator.modeling import load_model
@@ -218,9 +242,9 @@ def evaluate(
     device = str(model.device)
     if batch_size is None:
         batch_size = "auto" if device.startswith("cuda") else CPU_BATCH_SIZE
-    lm = _make_lm(model, tokenizer, batch_size, tracker)
+    lm = _make_lm(model, tokenizer, batch_size, tracker, engine)
 
-    results, identity, detected = [], {}, {}
+    results, identity, detected, cost = [], {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="eval-tasks-") as workdir:
         if source.kind != "hub":
             source.write_yamls(tasks, workdir)
@@ -231,7 +255,10 @@ def evaluate(
             loaded = manager.load([name])
             tracker.poll(0.0)
             task_obj = loaded["tasks"][name]
+            task_started, lm.cost = time.perf_counter(), type(lm.cost)()
             out = _run_task(lm, loaded, limit)
+            cost[task] = {"wall_s": round(time.perf_counter() - task_started, 3),
+                          **lm.cost.as_dict(), "requests": tracker.total}  # fmt: skip
             identity[task] = source.identity(task, task_obj)
             detected[task] = list(lm.batch_sizes.values())
             results.append(
@@ -258,6 +285,8 @@ def evaluate(
         "batch_size": batch_size,
         "device": device,
         "seeds": SEEDS,
+        "engine": _engine_info(engine),
+        "cost": cost,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_s": round(time.time() - started, 3),
     }
@@ -302,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--batch-size", default=None)
+    parser.add_argument("--engine", default="fast", choices=["fast", "stock"])
     parser.add_argument("--json", dest="json_out", default=None, help="write results here")
     parser.add_argument("--samples", default=None, help="write per-sample .jsonl.gz here")
     args = parser.parse_args(argv)
@@ -314,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = evaluate(
         args.model_dir, args.tasks, data=args.data, limit=limit, device=args.device,
-        dtype=args.dtype, batch_size=batch, progress=show,
+        dtype=args.dtype, batch_size=batch, progress=show, engine=args.engine,
     )  # fmt: skip
     print(file=sys.stderr)
     print(format_table(result))

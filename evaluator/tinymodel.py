@@ -45,12 +45,20 @@ class TinySpec:
     # Immediate block-wise layer sharing (MobileLLM-LS): each stored block runs this many
     # times in a row. 1 means no sharing. See evaluator/modeling.py for the config key.
     share_repeats: int = 1
+    # "llama" (rotary positions), "gpt2" (learned absolute positions, Conv1D layers),
+    # "gpt_neox" (partial rotary, parallel residual) or "opt" (offset learned positions).
+    arch: str = "llama"
 
 
 # The MobileLLM-125M shape (paper, Table 2): 30 layers, width 576, 9 heads, 3 KV heads.
 MOBILELLM_125M = TinySpec(
     layers=30, hidden=576, heads=9, kv_heads=3, ffn=1536, vocab=32000, max_positions=2048
 )
+# GPT-2 small's shape (124M): 12 layers, width 768, 12 heads, vocabulary 50,257.
+GPT2_124M = TinySpec(
+    layers=12, hidden=768, heads=12, kv_heads=12, ffn=3072, vocab=50257, max_positions=1024,
+    arch="gpt2",
+)  # fmt: skip
 
 
 def train_tokenizer(vocab_size: int = 512):
@@ -77,26 +85,15 @@ def train_tokenizer(vocab_size: int = 512):
 def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec()) -> Path:
     """Write a random-weight Llama checkpoint with a freshly trained tokenizer to out_dir."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer(spec.vocab)
     vocab = max(spec.vocab, len(tokenizer))
-    config = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=spec.hidden,
-        intermediate_size=spec.ffn,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.kv_heads,
-        max_position_embeddings=spec.max_positions,
-        tie_word_embeddings=spec.tied,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    config = _config(spec, vocab, tokenizer.bos_token_id, tokenizer.eos_token_id)
     torch.manual_seed(spec.seed)
-    model = LlamaForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     if spec.share_repeats > 1:
@@ -105,3 +102,35 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec()) -> Path:
         cfg["layer_sharing"] = {"scheme": "immediate_block_wise", "repeats": spec.share_repeats}
         cfg_path.write_text(json.dumps(cfg, indent=2))
     return out
+
+
+def _config(spec: TinySpec, vocab: int, bos: int, eos: int):
+    from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig, OPTConfig
+
+    common = {"vocab_size": vocab, "bos_token_id": bos, "eos_token_id": eos,
+              "tie_word_embeddings": spec.tied}  # fmt: skip
+    if spec.arch == "llama":
+        return LlamaConfig(
+            hidden_size=spec.hidden, intermediate_size=spec.ffn,
+            num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
+            num_key_value_heads=spec.kv_heads, max_position_embeddings=spec.max_positions,
+            **common,
+        )  # fmt: skip
+    if spec.arch == "gpt2":
+        return GPT2Config(
+            n_embd=spec.hidden, n_inner=spec.ffn, n_layer=spec.layers, n_head=spec.heads,
+            n_positions=spec.max_positions, **common,
+        )  # fmt: skip
+    if spec.arch == "gpt_neox":
+        return GPTNeoXConfig(
+            hidden_size=spec.hidden, intermediate_size=spec.ffn,
+            num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
+            max_position_embeddings=spec.max_positions, rotary_pct=0.25, **common,
+        )  # fmt: skip
+    if spec.arch == "opt":
+        return OPTConfig(
+            hidden_size=spec.hidden, ffn_dim=spec.ffn, num_hidden_layers=spec.layers,
+            num_attention_heads=spec.heads, max_position_embeddings=spec.max_positions,
+            word_embed_proj_dim=spec.hidden, **common,
+        )  # fmt: skip
+    raise ValueError(f"unknown tiny architecture {spec.arch!r}")

@@ -169,12 +169,15 @@ def test_should_stop_before_the_model_loads_raises_cancelled(tmp_path):
         evaluate(tmp_path / "no-model", data="sample", should_stop=lambda: True)
 
 
-def test_should_stop_within_a_task_raises_cancelled(model_dir, loaded):
+def test_should_stop_within_a_task_raises_cancelled(model_dir, loaded, monkeypatch):
+    # Every answered request polls (the tiny model answers a task in a fraction of the
+    # throttle's interval); the first polls come before the task's requests start.
+    monkeypatch.setattr(harness, "POLL_INTERVAL_S", 0.0)
     polls = []
 
     def should_stop():
         polls.append(1)
-        return len(polls) > 3
+        return len(polls) > 10
 
     seen = []
     with pytest.raises(Cancelled):
