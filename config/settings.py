@@ -31,7 +31,8 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 
 def database_from_url(url: str) -> dict:
-    """postgres://user:pass@host:port/name or sqlite:///path (relative to BASE_DIR)."""
+    """postgres://user:pass@host:port/name, sqlite:///path (relative to BASE_DIR) or
+    sqlite:////path (absolute)."""
     parts = urlparse(url)
     if parts.scheme in ("postgres", "postgresql"):
         return {
@@ -44,7 +45,14 @@ def database_from_url(url: str) -> dict:
             "CONN_MAX_AGE": envint("DB_CONN_MAX_AGE", 0),
         }
     if parts.scheme == "sqlite":
-        path = Path(unquote(parts.path[1:] if parts.path.startswith("//") else parts.path))
+        # As in SQLAlchemy: the third slash ends the (empty) host, so sqlite:///db.sqlite3 is
+        # relative (to the project, not the working directory: every checkout has its own)
+        # and sqlite:////srv/db.sqlite3 is absolute.
+        if parts.netloc or not parts.path.startswith("/") or parts.path == "/":
+            raise ValueError(
+                f"DATABASE_URL {url!r}: write sqlite:///relative/path or sqlite:////absolute/path"
+            )
+        path = Path(unquote(parts.path[1:]))
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": path if path.is_absolute() else BASE_DIR / path,
