@@ -61,12 +61,29 @@ def database_from_url(url: str) -> dict:
     raise ValueError(f"DATABASE_URL must start with postgres:// or sqlite://, not {url!r}")
 
 
+# Keys that ship in this repository's files: anyone can read them, so anyone could sign a
+# session or a password-reset link with them.
+PUBLISHED_SECRET_KEYS = {"change-me-in-production", "dev-only-insecure-key"}
+
+
+def secret_key_problem(key: str) -> str:
+    """Why key cannot sign production cookies ("" if it can): Django's own rule for a weak key
+    (check --deploy's security.W009), made fatal, plus the keys published here."""
+    hint = "set a random one: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    if not key:
+        return f"SECRET_KEY must be set when DEBUG is off; {hint}"
+    if key in PUBLISHED_SECRET_KEYS:
+        return f"SECRET_KEY is the placeholder {key!r} published in this repository; {hint}"
+    if len(key) < 50 or len(set(key)) < 5 or key.startswith("django-insecure-"):
+        return f"SECRET_KEY is too weak (under 50 characters or under 5 distinct ones); {hint}"
+    return ""
+
+
 DEBUG = envbool("DEBUG", "true")
 SECRET_KEY = os.getenv("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ValueError("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "dev-only-insecure-key"
+if not DEBUG and secret_key_problem(SECRET_KEY):
+    raise ValueError(secret_key_problem(SECRET_KEY))
+SECRET_KEY = SECRET_KEY or "dev-only-insecure-key"
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 SITE_URL = os.getenv("SITE_URL", "http://127.0.0.1:8000")
@@ -84,6 +101,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that its headers are on every response, static files and errors included.
+    "config.middleware.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.errors.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -93,7 +112,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "config.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 # Scripts only from our own static files (no inline script, no eval). Plotly sets element
@@ -103,6 +121,13 @@ CONTENT_SECURITY_POLICY = os.getenv(
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+# The site uses no camera, microphone, location, sensors, payment or USB: no page (nor any
+# script that got in somehow) may ask the browser for them.
+PERMISSIONS_POLICY = os.getenv(
+    "PERMISSIONS_POLICY",
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), payment=(), usb=(), browsing-topics=()",
 )
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
