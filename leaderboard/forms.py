@@ -5,6 +5,8 @@ from django import forms
 
 from evaluator import checkpoint
 
+from . import names
+
 
 def _clean_text(value: str, field: str, max_length: int) -> str:
     value = unicodedata.normalize("NFC", value).strip()
@@ -75,6 +77,13 @@ class SubmissionForm(forms.Form):
         problem = _name_problem(name)
         if problem:
             raise forms.ValidationError(problem)
+        taken = names.impersonated(name)
+        if taken:
+            raise forms.ValidationError(
+                f"the name “{name}” can be taken for the existing entry “{taken}” (they differ "
+                "only in case, spacing, punctuation, accents or look-alike letters from another "
+                "script): choose a name of your own"
+            )
         return name
 
     def clean_notes(self) -> str:
