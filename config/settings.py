@@ -56,7 +56,10 @@ def database_from_url(url: str) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": path if path.is_absolute() else BASE_DIR / path,
-            "OPTIONS": {"timeout": 20},
+            # Every transaction takes the write lock at BEGIN: a read-then-write (a rate
+            # limit's check and count) cannot interleave with another's, and no upgrade of a
+            # read lock dead-locks with "database is locked".
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
         }
     raise ValueError(f"DATABASE_URL must start with postgres:// or sqlite://, not {url!r}")
 
@@ -262,9 +265,12 @@ CHECKPOINT_MAX_BYTES = envint("CHECKPOINT_MAX_BYTES", 8 * 1024**3)
 CHECKPOINT_MAX_MEMBERS = envint("CHECKPOINT_MAX_MEMBERS", 2000)
 HF_ENDPOINT = os.getenv("HF_ENDPOINT", "https://huggingface.co")
 HF_TOKEN = os.getenv("HF_TOKEN", "") or None
-# Submissions per client address: at most N in WINDOW seconds.
+# Submissions per client address (an IPv6 client's /64): at most N in WINDOW seconds.
 SUBMISSION_RATE_LIMIT = envint("SUBMISSION_RATE_LIMIT", 5)
 SUBMISSION_RATE_WINDOW_S = envint("SUBMISSION_RATE_WINDOW_S", 600)
+# Admin sign-in attempts per client address (/64) in WINDOW seconds; a success clears them.
+ADMIN_LOGIN_ATTEMPTS = envint("ADMIN_LOGIN_ATTEMPTS", 10)
+ADMIN_LOGIN_WINDOW_S = envint("ADMIN_LOGIN_WINDOW_S", 900)
 # Reverse proxies in front of the site that append to X-Forwarded-For (0: none; the
 # client address is REMOTE_ADDR). docker-compose and most deployments put one proxy there.
 TRUSTED_PROXIES = envint("TRUSTED_PROXIES", 0)

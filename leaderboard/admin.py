@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from . import runstate
+from .forms import ThrottledAdminLoginForm
 from .models import (
     DeviceProfile,
     Entry,
@@ -13,6 +14,9 @@ from .models import (
     Task,
     TaskScore,
 )
+
+# Password guessing against /admin/ is throttled per client network (forms.py).
+admin.site.login_form = ThrottledAdminLoginForm
 
 
 class TaskInline(admin.TabularInline):
