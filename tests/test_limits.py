@@ -1,11 +1,15 @@
 """Rate limits that hold under concurrency (submissions) and the admin's sign-in throttle."""
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -15,6 +19,8 @@ from django.test import Client
 from leaderboard import tasks, throttle
 from leaderboard.models import Submission, Throttle
 from tests.conftest import need
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -59,6 +65,51 @@ def test_sixteen_simultaneous_posts_get_exactly_the_limit_through(
     refused = [body["error"] for code, body in answers if code == 429]
     assert all(e.startswith("Too many submissions from your address: at most 5") for e in refused)
     assert all("Try again in 10 minutes." in e for e in refused), refused
+
+
+SQLITE_RACE = """
+import json, threading, django
+django.setup()
+from django.core.management import call_command
+from django.db import connection
+from leaderboard import throttle
+call_command("migrate", verbosity=0)
+barrier, results = threading.Barrier(16), []
+def hit():
+    barrier.wait()
+    try:
+        results.append(throttle.take("race", 5, 600))
+    except Exception as exc:
+        results.append(repr(exc))
+    connection.close()
+threads = [threading.Thread(target=hit) for _ in range(16)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(json.dumps(sorted(map(str, results))))
+"""
+
+
+def test_on_sqlite_simultaneous_hits_get_exactly_the_limit_through_too(tmp_path):
+    """SQLite has no row locks: its transactions take the write lock at BEGIN (settings),
+    which serialises the check and the count. A file database, as `make run` uses, with a
+    connection per thread; without IMMEDIATE the losers die with "database is locked"."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/race.sqlite3",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", SQLITE_RACE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads(out.stdout)
+    assert results.count("0") == 5 and len(results) == 16, results
+    assert all(r.isdigit() and 590 <= int(r) <= 600 for r in results if r != "0"), results
 
 
 def post_from(client, address: str, n: int):
