@@ -204,3 +204,17 @@ def test_the_watchdog_deletes_throttles_nobody_hit_for_a_day(db):
     Throttle.objects.filter(key="old").update(updated=timezone.now() - timedelta(days=2))
     assert tasks.watchdog()["throttles_expired"] == 1
     assert list(Throttle.objects.values_list("key", flat=True)) == ["recent"]
+
+
+def test_an_admin_sees_the_counts_and_can_clear_one(admin_user):
+    client = Client()
+    for _ in range(3):
+        sign_in(client, "guess", "192.0.2.77")
+    row = Throttle.objects.get(key="admin-login:192.0.2.77")
+    boss = Client()
+    assert sign_in(boss, "right-horse-battery").status_code == 302
+    listing = boss.get("/admin/leaderboard/throttle/").content.decode()
+    assert "admin-login:192.0.2.77" in listing
+    boss.post(f"/admin/leaderboard/throttle/{row.pk}/delete/", {"post": "yes"})
+    assert not Throttle.objects.filter(pk=row.pk).exists()
+    assert sign_in(client, "right-horse-battery", "192.0.2.77").status_code == 302
