@@ -14,7 +14,8 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
 
 COPY . .
 RUN useradd --create-home --uid 1000 app && mkdir -p /app/var && chown -R app /app/var \
-    && DEBUG=false SECRET_KEY=build-only python manage.py collectstatic --noinput
+    && DEBUG=false SECRET_KEY="build-only-$(python -c 'import secrets; print(secrets.token_hex(32))')" \
+       python manage.py collectstatic --noinput
 USER app
 
 EXPOSE 8000

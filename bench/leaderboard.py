@@ -27,7 +27,7 @@ def setup_django(database_url: str) -> None:
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["DEBUG"] = "false"
-    os.environ.setdefault("SECRET_KEY", "bench-only")
+    os.environ.setdefault("SECRET_KEY", "bench-only-" + os.urandom(24).hex())  # weak keys fail
     os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
     import django
 

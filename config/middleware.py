@@ -1,15 +1,20 @@
 from django.conf import settings
 
 
-class ContentSecurityPolicyMiddleware:
-    """No inline scripts anywhere: every page's JavaScript is a static file of ours."""
+class SecurityHeadersMiddleware:
+    """Content-Security-Policy (no inline scripts anywhere: every page's JavaScript is a
+    static file of ours) and Permissions-Policy, on every response."""
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.policy = settings.CONTENT_SECURITY_POLICY
+        self.headers = {
+            "Content-Security-Policy": settings.CONTENT_SECURITY_POLICY,
+            "Permissions-Policy": settings.PERMISSIONS_POLICY,
+        }
 
     def __call__(self, request):
         response = self.get_response(request)
-        if self.policy:
-            response.headers.setdefault("Content-Security-Policy", self.policy)
+        for name, value in self.headers.items():
+            if value:
+                response.headers.setdefault(name, value)
         return response

@@ -31,7 +31,8 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 
 def database_from_url(url: str) -> dict:
-    """postgres://user:pass@host:port/name or sqlite:///path (relative to BASE_DIR)."""
+    """postgres://user:pass@host:port/name, sqlite:///path (relative to BASE_DIR) or
+    sqlite:////path (absolute)."""
     parts = urlparse(url)
     if parts.scheme in ("postgres", "postgresql"):
         return {
@@ -44,21 +45,48 @@ def database_from_url(url: str) -> dict:
             "CONN_MAX_AGE": envint("DB_CONN_MAX_AGE", 0),
         }
     if parts.scheme == "sqlite":
-        path = Path(unquote(parts.path[1:] if parts.path.startswith("//") else parts.path))
+        # As in SQLAlchemy: the third slash ends the (empty) host, so sqlite:///db.sqlite3 is
+        # relative (to the project, not the working directory: every checkout has its own)
+        # and sqlite:////srv/db.sqlite3 is absolute.
+        if parts.netloc or not parts.path.startswith("/") or parts.path == "/":
+            raise ValueError(
+                f"DATABASE_URL {url!r}: write sqlite:///relative/path or sqlite:////absolute/path"
+            )
+        path = Path(unquote(parts.path[1:]))
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": path if path.is_absolute() else BASE_DIR / path,
-            "OPTIONS": {"timeout": 20},
+            # Every transaction takes the write lock at BEGIN: a read-then-write (a rate
+            # limit's check and count) cannot interleave with another's, and no upgrade of a
+            # read lock dead-locks with "database is locked".
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
         }
     raise ValueError(f"DATABASE_URL must start with postgres:// or sqlite://, not {url!r}")
 
 
+# Keys that ship in this repository's files: anyone can read them, so anyone could sign a
+# session or a password-reset link with them.
+PUBLISHED_SECRET_KEYS = {"change-me-in-production", "dev-only-insecure-key"}
+
+
+def secret_key_problem(key: str) -> str:
+    """Why key cannot sign production cookies ("" if it can): Django's own rule for a weak key
+    (check --deploy's security.W009), made fatal, plus the keys published here."""
+    hint = "set a random one: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    if not key:
+        return f"SECRET_KEY must be set when DEBUG is off; {hint}"
+    if key in PUBLISHED_SECRET_KEYS:
+        return f"SECRET_KEY is the placeholder {key!r} published in this repository; {hint}"
+    if len(key) < 50 or len(set(key)) < 5 or key.startswith("django-insecure-"):
+        return f"SECRET_KEY is too weak (under 50 characters or under 5 distinct ones); {hint}"
+    return ""
+
+
 DEBUG = envbool("DEBUG", "true")
 SECRET_KEY = os.getenv("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ValueError("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "dev-only-insecure-key"
+if not DEBUG and secret_key_problem(SECRET_KEY):
+    raise ValueError(secret_key_problem(SECRET_KEY))
+SECRET_KEY = SECRET_KEY or "dev-only-insecure-key"
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 SITE_URL = os.getenv("SITE_URL", "http://127.0.0.1:8000")
@@ -76,6 +104,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that its headers are on every response, static files and errors included.
+    "config.middleware.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.errors.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -85,7 +115,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "config.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 # Scripts only from our own static files (no inline script, no eval). Plotly sets element
@@ -95,6 +124,13 @@ CONTENT_SECURITY_POLICY = os.getenv(
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+# The site uses no camera, microphone, location, sensors, payment or USB: no page (nor any
+# script that got in somehow) may ask the browser for them.
+PERMISSIONS_POLICY = os.getenv(
+    "PERMISSIONS_POLICY",
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), payment=(), usb=(), browsing-topics=()",
 )
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
@@ -229,9 +265,12 @@ CHECKPOINT_MAX_BYTES = envint("CHECKPOINT_MAX_BYTES", 8 * 1024**3)
 CHECKPOINT_MAX_MEMBERS = envint("CHECKPOINT_MAX_MEMBERS", 2000)
 HF_ENDPOINT = os.getenv("HF_ENDPOINT", "https://huggingface.co")
 HF_TOKEN = os.getenv("HF_TOKEN", "") or None
-# Submissions per client address: at most N in WINDOW seconds.
+# Submissions per client address (an IPv6 client's /64): at most N in WINDOW seconds.
 SUBMISSION_RATE_LIMIT = envint("SUBMISSION_RATE_LIMIT", 5)
 SUBMISSION_RATE_WINDOW_S = envint("SUBMISSION_RATE_WINDOW_S", 600)
+# Admin sign-in attempts per client address (/64) in WINDOW seconds; a success clears them.
+ADMIN_LOGIN_ATTEMPTS = envint("ADMIN_LOGIN_ATTEMPTS", 10)
+ADMIN_LOGIN_WINDOW_S = envint("ADMIN_LOGIN_WINDOW_S", 900)
 # Reverse proxies in front of the site that append to X-Forwarded-For (0: none; the
 # client address is REMOTE_ADDR). docker-compose and most deployments put one proxy there.
 TRUSTED_PROXIES = envint("TRUSTED_PROXIES", 0)

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from . import runstate
+from .forms import ThrottledAdminLoginForm
 from .models import (
     DeviceProfile,
     Entry,
@@ -12,7 +13,11 @@ from .models import (
     Suite,
     Task,
     TaskScore,
+    Throttle,
 )
+
+# Password guessing against /admin/ is throttled per client network (forms.py).
+admin.site.login_form = ThrottledAdminLoginForm
 
 
 class TaskInline(admin.TabularInline):
@@ -126,3 +131,19 @@ class ProbeAdmin(admin.ModelAdmin):
     list_display = ["pk", "entry", "profile", "status", "attempts", "submission", "created"]
     list_filter = ["status", "profile"]
     raw_id_fields = ["entry", "submission"]
+
+
+@admin.register(Throttle)
+class ThrottleAdmin(admin.ModelAdmin):
+    """Rate-limit counts: deleting a row lets that address submit or sign in again at once."""
+
+    list_display = ["key", "hit_count", "updated"]
+    search_fields = ["key"]
+    readonly_fields = ["key", "hits", "updated"]
+
+    @admin.display(description="hits in the window")
+    def hit_count(self, obj: Throttle) -> int:
+        return len(obj.hits)
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,9 +1,16 @@
+import logging
 import re
 import unicodedata
 
 from django import forms
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 
 from evaluator import checkpoint
+
+from . import names, throttle
+
+log = logging.getLogger(__name__)
 
 
 def _clean_text(value: str, field: str, max_length: int) -> str:
@@ -75,6 +82,13 @@ class SubmissionForm(forms.Form):
         problem = _name_problem(name)
         if problem:
             raise forms.ValidationError(problem)
+        taken = names.impersonated(name)
+        if taken:
+            raise forms.ValidationError(
+                f"the name “{name}” can be taken for the existing entry “{taken}” (they differ "
+                "only in case, spacing, punctuation, accents or look-alike letters from another "
+                "script): choose a name of your own"
+            )
         return name
 
     def clean_notes(self) -> str:
@@ -84,3 +98,24 @@ class SubmissionForm(forms.Form):
         if notes.startswith(FORMULA_START):
             raise forms.ValidationError("notes may not start with = + - or @")
         return notes
+
+
+class ThrottledAdminLoginForm(AdminAuthenticationForm):
+    """The admin's sign-in, at most ADMIN_LOGIN_ATTEMPTS per client network in
+    ADMIN_LOGIN_WINDOW_S. The attempt is counted before the password is checked, so a burst
+    of guesses cannot slip in beside one another; a successful sign-in clears the count."""
+
+    def clean(self):
+        network = throttle.client_network(throttle.client_ip(self.request))
+        key = f"admin-login:{network}"
+        wait = throttle.take(key, settings.ADMIN_LOGIN_ATTEMPTS, settings.ADMIN_LOGIN_WINDOW_S)
+        if wait:
+            log.warning("admin sign-in refused: too many attempts from %s", network)
+            raise forms.ValidationError(
+                "Too many sign-in attempts from your address: try again in "
+                f"{throttle.wait_label(wait)}.",
+                code="throttled",
+            )
+        cleaned = super().clean()
+        throttle.forget(key)
+        return cleaned

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.db.utils import InterfaceError, OperationalError
 from django.utils import timezone
 
@@ -306,7 +306,10 @@ def watchdog() -> dict:
     # Pending submissions whose message is overdue (index submission_pending_enqueued).
     lost = now - timedelta(seconds=settings.REQUEUE_PENDING_AFTER_S)
     pending = Submission.objects.filter(status=S.PENDING, enqueued__lt=lost)
-    for pk, attempts, error in pending.values_list("pk", "attempts", "error"):
+    waiting = _waiting_their_turn(stale)
+    for pk, attempts, error, enqueued in pending.values_list("pk", "attempts", "error", "enqueued"):
+        if waiting(enqueued):
+            continue
         if attempts >= settings.MAX_ATTEMPTS:
             counts["failed"] += Submission.objects.filter(pk=pk, status=S.PENDING).update(
                 status=S.FAILED, finished=now, error=f"gave up after {attempts} attempts: {error}"
@@ -320,6 +323,27 @@ def watchdog() -> dict:
     if any(counts.values()):
         log.warning("watchdog: %s", counts)
     return counts
+
+
+def _waiting_their_turn(stale):
+    """A test for pending messages sent at a given time: True while such a message is most
+    likely still queued behind a running evaluation, so sending it again would only pile up
+    duplicates (one per REQUEUE_PENDING_AFTER_S for as long as a 6-hour run holds the only
+    worker).
+
+    Such a message is overdue, and sent again, only when no evaluation is running (a free
+    worker would have taken it) or when a worker has already taken a message sent after it
+    (the queue passed it by: it was lost)."""
+    busy = Submission.objects.filter(
+        status__in=[S.FETCHING, S.EVALUATING], heartbeat__gte=stale
+    ).exists()
+    if not busy:
+        return lambda enqueued: False
+    # The latest send that a worker has claimed since (claims set `started`; every send,
+    # first or again, sets `enqueued`).
+    taken = Submission.objects.filter(started__gte=F("enqueued")).aggregate(Max("enqueued"))
+    last_taken = taken["enqueued__max"]
+    return lambda enqueued: last_taken is None or enqueued >= last_taken
 
 
 def _watch_probes(now, stale, counts: dict) -> None:

@@ -1,7 +1,6 @@
 """Views of submissions: the form, a submission's live page, the queue, cancel."""
 
 import json
-from datetime import timedelta
 from functools import wraps
 
 from django.conf import settings
@@ -17,34 +16,26 @@ from django.views.decorators.http import require_POST
 
 from evaluator import checkpoint
 
-from . import exports, intake, runstate
+from . import exports, intake, runstate, throttle
 from .demo import demo_url
 from .forms import SubmissionForm
 from .models import Submission
+from .throttle import client_ip
 
 SESSION_KEY = "my_submissions"
 
 
-def client_ip(request) -> str:
-    """The client's address; behind N trusted proxies (settings.TRUSTED_PROXIES), the Nth
-    address from the right of X-Forwarded-For, which a client cannot forge."""
-    hops = settings.TRUSTED_PROXIES
-    if hops:
-        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        forwarded = [a for a in forwarded if a]
-        if len(forwarded) >= hops:
-            return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR", "")
-
-
 def rate_limited(ip: str) -> str:
+    """Count this submission against the client's network, or say why it is refused. Called
+    once the form is valid, before any network or database work for it."""
     window = settings.SUBMISSION_RATE_WINDOW_S
-    recent = Submission.objects.from_client(ip, timezone.now() - timedelta(seconds=window))
-    if recent.count() >= settings.SUBMISSION_RATE_LIMIT:
+    key = f"submit:{throttle.client_network(ip)}"
+    wait = throttle.take(key, settings.SUBMISSION_RATE_LIMIT, window)
+    if wait:
         return (
             f"Too many submissions from your address: at most "
-            f"{settings.SUBMISSION_RATE_LIMIT} every {window // 60} minutes. "
-            "Try again later."
+            f"{settings.SUBMISSION_RATE_LIMIT} every {throttle.wait_label(window)}. "
+            f"Try again in {throttle.wait_label(wait)}."
         )
     return ""
 
@@ -53,11 +44,12 @@ def submit(request):
     form = SubmissionForm(request.POST or None)
     status = 200
     if request.method == "POST":
-        limited = rate_limited(client_ip(request))
+        valid = form.is_valid()
+        limited = rate_limited(client_ip(request)) if valid else ""
         if limited:
             form.add_error(None, limited)
             status = 429
-        elif form.is_valid():
+        elif valid:
             try:
                 source = intake.pin(form.source)
             except checkpoint.CheckpointError as exc:
@@ -231,13 +223,13 @@ def api_submit(request, payload):
         return exports.json_error(f"unknown fields: {', '.join(map(str, unknown))[:200]}")
     if not all(isinstance(v, str) for v in payload.values()):
         return exports.json_error("url, name and notes must be strings")
-    limited = rate_limited(client_ip(request))
-    if limited:
-        return exports.json_error(limited, 429)
     form = SubmissionForm(payload)
     if not form.is_valid():
         field, errors = next(iter(form.errors.items()))
         return exports.json_error(f"{field}: {' '.join(errors)}")
+    limited = rate_limited(client_ip(request))
+    if limited:
+        return exports.json_error(limited, 429)
     try:
         source = intake.pin(form.source)
     except checkpoint.CheckpointError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import latency, pipeline, runstate
+from . import latency, pipeline, runstate, throttle
 
 
 @shared_task(bind=True, acks_late=True)
@@ -23,4 +23,6 @@ def probe_latency(probe_id: int) -> str:
 
 @shared_task
 def watchdog() -> dict:
-    return runstate.watchdog()
+    counts = runstate.watchdog()
+    counts["throttles_expired"] = throttle.expire()
+    return counts

@@ -65,6 +65,33 @@ def test_production_refuses_to_start_without_a_secret_key():
     assert "SECRET_KEY must be set when DEBUG is off" in out.stderr
 
 
+def compose_default_secret_key() -> str:
+    text = (ROOT / "docker-compose.yml").read_text()
+    return re.search(r"SECRET_KEY: \$\{SECRET_KEY:-([^}]*)\}", text).group(1)
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (compose_default_secret_key(), "the placeholder 'change-me-in-production' published"),
+        ("dev-only-insecure-key", "published in this repository"),
+        ("short-but-not-published", "too weak"),
+        ("ab" * 40, "too weak"),  # long, but only two distinct characters
+    ],
+)
+def test_the_deploy_check_fails_with_a_published_or_weak_secret_key(key, message):
+    out = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=prod_env(SECRET_KEY=key),
+    )
+    assert out.returncode != 0
+    assert message in out.stderr and "secrets.token_urlsafe(50)" in out.stderr
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -104,3 +131,23 @@ def test_every_form_needs_its_csrf_token(db, reported):
     )
     assert strict.post(f"/submissions/{sub.pk}/cancel/").status_code == 403
     assert Submission.objects.get(pk=sub.pk).status == "pending"
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status"),
+    [
+        ("get", "/", 200),
+        ("get", "/leaderboard.json", 200),
+        ("get", "/leaderboard.csv", 200),
+        ("get", "/no-such-page/", 404),
+        ("get", "/static/leaderboard/charts.js", 200),  # served by WhiteNoise
+        ("get", "/admin/login/", 200),
+        ("post", "/api/submissions", 415),  # an error answer
+    ],
+)
+def test_every_response_carries_a_permissions_policy(client, db, method, url, status):
+    response = getattr(client, method)(url)
+    assert response.status_code == status
+    policy = response["Permissions-Policy"]
+    for feature in ("camera=()", "microphone=()", "geolocation=()", "payment=()"):
+        assert feature in policy

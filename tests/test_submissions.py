@@ -301,3 +301,48 @@ def test_behind_a_trusted_proxy_the_rate_limit_keys_on_the_forwarded_address(cli
     )
     assert again.status_code == 429  # a forged left-most entry does not help
     assert Submission.objects.get(name="A").client_ip == "203.0.113.7"
+
+
+IMPERSONATIONS = [
+    pytest.param("MobileLLM-125M", id="the-same-name"),
+    pytest.param("mobilellm 125m", id="case-and-spacing"),
+    pytest.param("\u041cobile LLM-125M", id="cyrillic-em"),
+    pytest.param("\u039cobileLL\u039c-125\u039c", id="greek-mu"),
+    pytest.param("\uff2d\uff4f\uff42\uff49\uff4c\uff45LLM-125M", id="fullwidth"),
+    pytest.param("\U0001d40cobileLLM-125M", id="mathematical-bold"),
+    pytest.param("MobiIeLLM-125M", id="capital-i-for-l"),
+    pytest.param("M0bileLLM-125M", id="zero-for-o"),
+    pytest.param("Mobi\u0301le LLM-125M", id="combining-accent"),
+    pytest.param("M\u043e\u042c\u0456l\u0435LLM-125M", id="cyrillic-o-soft-sign-i-ie"),
+]
+
+
+@pytest.mark.parametrize("name", IMPERSONATIONS)
+def test_a_name_that_can_be_taken_for_a_papers_entry_is_refused_on_the_form(
+    client, site, reported, name
+):
+    response = post(client, "https://127.0.0.1/m.tar.gz", name=name)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="error-name"' in html
+    assert "can be taken for the existing entry “MobileLLM-125M”" in html
+    assert not Submission.objects.exists()
+
+
+@pytest.mark.parametrize("name", IMPERSONATIONS[:4])
+def test_a_name_that_can_be_taken_for_a_papers_entry_is_refused_by_the_api(
+    client, site, reported, name
+):
+    body = {"url": "https://127.0.0.1/m.tar.gz", "name": name}
+    response = client.post("/api/submissions", body, content_type="application/json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.startswith("name: the name “") and "“MobileLLM-125M”" in error
+    assert "choose a name of your own" in error
+    assert not Submission.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["MobileLLM-99M", "MobileLLM-125M-distilled", "Mobile 125M"])
+def test_names_that_only_resemble_an_entry_are_accepted(client, site, reported, name):
+    assert post(client, "https://127.0.0.1/m.tar.gz", name=name).status_code == 302
+    assert Submission.objects.get().name == name

@@ -1,7 +1,8 @@
-"""The app's models, in three modules: results (what is ranked), devices (latency), queue
-(submissions and probes)."""
+"""The app's models, in four modules: results (what is ranked), devices (latency), queue
+(submissions and probes), limits (rate limits)."""
 
 from .devices import DeviceProfile, LatencyResult
+from .limits import Throttle
 from .queue import Probe, Submission, SubmissionQuerySet
 from .results import (
     MOBILELLM_SUITE,
@@ -30,6 +31,7 @@ __all__ = [
     "Suite",
     "Task",
     "TaskScore",
+    "Throttle",
     "provenance_label",
     "size_class_for",
 ]

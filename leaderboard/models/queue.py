@@ -11,9 +11,6 @@ class SubmissionQuerySet(models.QuerySet):
     def active(self) -> "SubmissionQuerySet":
         return self.filter(status__in=Submission.ACTIVE)
 
-    def from_client(self, ip: str, since) -> "SubmissionQuerySet":
-        return self.filter(client_ip=ip, created__gte=since)
-
 
 class Submission(models.Model):
     """A request from the web form (or `manage.py evaluate`) to evaluate one checkpoint."""
@@ -104,7 +101,8 @@ class Submission(models.Model):
                 condition=models.Q(status="pending"),
                 name="submission_pending_enqueued",
             ),
-            # Rate limiting: recent submissions of one client.
+            # Looking into abuse: recent submissions of one client (the rate limit itself
+            # counts in Throttle rows).
             models.Index(fields=["client_ip", "created"], name="submission_client_created"),
         ]
 
