@@ -227,6 +227,18 @@ WORK_DIR = Path(os.getenv("WORK_DIR", VAR_DIR / "work"))
 CHECKPOINT_ALLOWED_HOSTS = envlist("CHECKPOINT_ALLOWED_HOSTS")
 CHECKPOINT_MAX_BYTES = envint("CHECKPOINT_MAX_BYTES", 8 * 1024**3)
 CHECKPOINT_MAX_MEMBERS = envint("CHECKPOINT_MAX_MEMBERS", 2000)
+# Parameters plus buffers a model may allocate when loaded, checked on the meta device
+# before anything is allocated (4e9: 16 GiB in float32).
+CHECKPOINT_MAX_PARAMS = envint("CHECKPOINT_MAX_PARAMS", 4 * 10**9)
+# Each tokenizer file (tokenizer.json, vocab.json, merges.txt, tokenizer.model, ...).
+CHECKPOINT_MAX_TOKENIZER_BYTES = envint("CHECKPOINT_MAX_TOKENIZER_BYTES", 64 * 1024**2)
+# A download (every file of a Hub checkpoint together) ends within the deadline, and over
+# any window of MIN_RATE_WINDOW_S seconds it brings at least MIN_RATE bytes per second.
+CHECKPOINT_DOWNLOAD_DEADLINE_S = envint("CHECKPOINT_DOWNLOAD_DEADLINE_S", 2 * 3600)
+CHECKPOINT_MIN_RATE = envint("CHECKPOINT_MIN_RATE", 64 * 1024)
+CHECKPOINT_MIN_RATE_WINDOW_S = envint("CHECKPOINT_MIN_RATE_WINDOW_S", 60)
+# Expanded size over compressed size, for each archive member and for the whole archive.
+CHECKPOINT_MAX_RATIO = envint("CHECKPOINT_MAX_RATIO", 200)
 HF_ENDPOINT = os.getenv("HF_ENDPOINT", "https://huggingface.co")
 HF_TOKEN = os.getenv("HF_TOKEN", "") or None
 # Submissions per client address: at most N in WINDOW seconds.

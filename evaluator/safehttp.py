@@ -57,6 +57,16 @@ class Limits:
     connect_timeout: float = 10
     read_timeout: float = 60
     max_redirects: int = 5
+    # A download must end within deadline_s, and over any min_rate_window_s it must bring
+    # min_rate bytes/s: a host trickling a byte every few seconds never trips read_timeout.
+    deadline_s: float = 2 * 3600
+    min_rate: int = 64 * 1024
+    min_rate_window_s: float = 60
+    # Expanded / compressed, per archive member and over the whole archive.
+    max_ratio: float = 200
+    max_tokenizer_bytes: int = 64 * 1024**2
+    # Parameters and buffers the model may allocate when loaded (checked on the meta device).
+    max_params: int = 4 * 10**9
 
 
 @dataclass(frozen=True)
