@@ -17,10 +17,13 @@ import json
 import re
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
+
+from evaluator.ratemeter import Meter, MeteredSocket, TooSlow
 
 CHUNK = 1024 * 1024
 _REDIRECTS = {301, 302, 303, 307, 308}
@@ -183,23 +186,34 @@ def _connect(ips: list[str], port: int, limits: Limits) -> socket.socket:
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, ips: list[str], limits: Limits) -> None:
+    def __init__(
+        self, host: str, port: int, ips: list[str], limits: Limits, deadline: float
+    ) -> None:
         super().__init__(host, port, timeout=limits.read_timeout)
-        self._ips, self._limits = ips, limits
+        self._ips, self._limits, self._deadline = ips, limits, deadline
+
+    def _meter(self, sock: socket.socket) -> MeteredSocket:
+        limits = self._limits
+        meter = Meter(limits.read_timeout, limits.deadline_s, self._deadline)
+        return MeteredSocket(sock, meter.rate(limits.min_rate, limits.min_rate_window_s))
 
     def connect(self) -> None:
-        self.sock = _connect(self._ips, self.port, self._limits)
+        self.sock = self._meter(_connect(self._ips, self.port, self._limits))
 
 
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, ips: list[str], limits: Limits) -> None:
+class _PinnedHTTPS(_PinnedHTTP, http.client.HTTPSConnection):
+    def __init__(
+        self, host: str, port: int, ips: list[str], limits: Limits, deadline: float
+    ) -> None:
         self._tls = tls_context()
-        super().__init__(host, port, timeout=limits.read_timeout, context=self._tls)
-        self._ips, self._limits = ips, limits
+        http.client.HTTPSConnection.__init__(
+            self, host, port, timeout=limits.read_timeout, context=self._tls
+        )
+        self._ips, self._limits, self._deadline = ips, limits, deadline
 
     def connect(self) -> None:
         sock = _connect(self._ips, self.port, self._limits)
-        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._meter(self._tls.wrap_socket(sock, server_hostname=self.host))
 
 
 def tls_context() -> ssl.SSLContext:
@@ -214,6 +228,9 @@ def _network_errors(host: str) -> Iterator[None]:
         yield
     except CheckpointError:
         raise
+    except TooSlow as exc:
+        # Not transient: trying again would hand the worker to the same host for as long.
+        raise CheckpointError(f"the host sent too slowly ({host}: {exc})") from None
     except ssl.SSLCertVerificationError as exc:
         why = exc.verify_message
         raise CheckpointError(f"the TLS certificate of {host} is not valid: {why}") from None
@@ -241,9 +258,18 @@ def _status_error(status: int, host: str) -> HTTPStatusError:
 
 
 def open_url(
-    url: str, *, allowed: Allowed, limits: Limits, headers: dict[str, str] | None = None
+    url: str,
+    *,
+    allowed: Allowed,
+    limits: Limits,
+    headers: dict[str, str] | None = None,
+    deadline: float | None = None,
 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, dict[str, str]]:
-    """GET url, following redirects (each hop vetted); a 200 response and the hops' headers."""
+    """GET url, following redirects (each hop vetted); a 200 response and the hops' headers.
+
+    deadline (time.monotonic()) bounds every hop and the body read after; by default
+    limits.deadline_s from now."""
+    deadline = deadline or time.monotonic() + limits.deadline_s
     headers = {"Accept-Encoding": "identity", **(headers or {})}
     origin = urlsplit(url)[:2]
     seen: dict[str, str] = {}
@@ -253,7 +279,7 @@ def open_url(
         if parts[:2] != origin:  # credentials are for the first host only, like browsers do
             headers.pop("Authorization", None)
         cls = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP
-        conn = cls(host, port, ips, limits)
+        conn = cls(host, port, ips, limits, deadline)
         with _network_errors(host):
             try:
                 target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -267,6 +293,7 @@ def open_url(
         if resp.status == 200:
             return conn, resp, seen
         location = resp.getheader("Location")
+        resp.close()
         conn.close()
         if resp.status not in _REDIRECTS:
             raise _status_error(resp.status, host)
@@ -287,12 +314,16 @@ def download(
     max_bytes: int,
     headers: dict[str, str] | None = None,
     tick: Callable[[int, int | None], None] | None = None,
+    deadline: float | None = None,
 ) -> Downloaded:
     """Stream url into out, at most max_bytes, hashing as it goes.
 
     tick(bytes_in_chunk, content_length) runs after every chunk; it may raise to stop.
+    deadline: see open_url (several files share one by passing the same).
     """
-    conn, resp, seen = open_url(url, allowed=allowed, limits=limits, headers=headers)
+    conn, resp, seen = open_url(
+        url, allowed=allowed, limits=limits, headers=headers, deadline=deadline
+    )
     host = conn.host
     too_big = CheckpointError(
         f"the download from {host} is larger than the {human_bytes(max_bytes)} limit"
@@ -316,7 +347,15 @@ def download(
             if tick:
                 tick(len(chunk), length)
     finally:
+        resp.close()
         conn.close()
+    if length is not None and size < length:
+        # The connection dropped (http.client reads that as a quiet end): the file is not
+        # bad, the transfer was. Refusing it as corrupt would blame the submitter.
+        raise CheckpointError(
+            f"the download from {host} ended early ({size} of {length} bytes); will try again",
+            transient=True,
+        )
     etag = seen.get("x-linked-etag", "").strip('"').removeprefix("W/").strip('"').lower()
     return Downloaded(digest.hexdigest(), size, etag if _SHA256.fullmatch(etag) else None)
 
@@ -335,6 +374,7 @@ def get_json(
         with _network_errors(conn.host):
             body = resp.read(max_bytes + 1)
     finally:
+        resp.close()
         conn.close()
     if len(body) > max_bytes:
         raise CheckpointError(f"the answer from {conn.host} is too large")

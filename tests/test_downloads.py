@@ -1,0 +1,120 @@
+"""Downloads end: an overall deadline and a minimum rate, held while the status line and
+headers arrive as well as the body, against a real server on 127.0.0.1 that trickles.
+Small limits keep each test to a second or two; the defaults cut a trickler off in about
+a minute (CHECKPOINT_MIN_RATE_WINDOW_S)."""
+
+from __future__ import annotations
+
+import io
+import time
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+
+from evaluator import safehttp
+from evaluator.checkpoint import CheckpointError, Limits, fetch, parse_source
+from tests.httpserver import App, running
+
+ALLOW = safehttp.Allowed(["127.0.0.1"])
+SLOW = "the host sent too slowly"
+
+
+def trickle_body(h: BaseHTTPRequestHandler) -> None:
+    h.send_response(200)
+    h.send_header("Content-Length", "100000")
+    h.end_headers()
+    while not h.server.app.stop.is_set():
+        h.wfile.write(b"\0")
+        h.wfile.flush()
+        time.sleep(0.1)
+
+
+def trickle_headers(h: BaseHTTPRequestHandler) -> None:
+    # Byte by byte, a status line and headers that never end: http.client reads lines, so a
+    # per-read timeout would never fire.
+    for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"a" * 10000:
+        if h.server.app.stop.is_set():
+            return
+        h.wfile.write(bytes([byte]))
+        h.wfile.flush()
+        time.sleep(0.1)
+
+
+def steady(h: BaseHTTPRequestHandler) -> None:
+    # Fast enough for the rate rule (10 KB/s), too long for the deadline.
+    h.send_response(200)
+    h.send_header("Content-Length", str(10**9))
+    h.end_headers()
+    while not h.server.app.stop.is_set():
+        h.wfile.write(b"\0" * 1000)
+        h.wfile.flush()
+        time.sleep(0.1)
+
+
+def short(h: BaseHTTPRequestHandler) -> None:
+    h.send_response(200)
+    h.send_header("Content-Length", "1000")
+    h.end_headers()
+    h.wfile.write(b"\0" * 10)  # and hang up
+
+
+@pytest.fixture(scope="module")
+def app():
+    with running(App()) as app:
+        app.routes.update({"/trickle-body.tar.gz": trickle_body, "/short.tar.gz": short})
+        app.routes.update({"/trickle-headers.tar.gz": trickle_headers, "/steady.tar.gz": steady})
+        yield app
+
+
+def download(url: str, **limits) -> tuple[CheckpointError, float]:
+    limits = Limits(**{"read_timeout": 5, "min_rate": 100, "min_rate_window_s": 1, **limits})
+    started = time.monotonic()
+    with pytest.raises(CheckpointError) as caught:
+        safehttp.download(url, io.BytesIO(), allowed=ALLOW, limits=limits, max_bytes=10**9)
+    return caught.value, time.monotonic() - started
+
+
+def test_it_cuts_off_a_host_that_trickles_the_body(app):
+    error, took = download(app.url("/trickle-body.tar.gz"))
+    assert SLOW in str(error) and "under the minimum of 100 bytes/s" in str(error)
+    assert not error.transient
+    assert took < 3
+
+
+def test_it_cuts_off_a_host_that_trickles_the_headers(app):
+    error, took = download(app.url("/trickle-headers.tar.gz"))
+    assert SLOW in str(error)
+    assert took < 3
+
+
+def test_it_stops_a_download_at_the_deadline_however_steady(app):
+    error, took = download(app.url("/steady.tar.gz"), deadline_s=1.5, min_rate=1)
+    assert f"{SLOW} (127.0.0.1: the download did not finish within 1.5 s)" == str(error)
+    assert 1.4 < took < 3
+
+
+def test_the_deadline_holds_for_headers_too(app):
+    error, took = download(app.url("/trickle-headers.tar.gz"), deadline_s=1, min_rate=0)
+    assert "did not finish within 1 s" in str(error)
+    assert took < 2.5
+
+
+def test_a_short_transfer_is_transient_not_a_bad_checkpoint(app):
+    error, _ = download(app.url("/short.tar.gz"))
+    assert "ended early (10 of 1000 bytes); will try again" in str(error)
+    assert error.transient
+
+
+def test_a_fetch_from_a_trickling_host_ends_with_the_message_and_leaves_nothing(app, tmp_path):
+    dest = tmp_path / "models" / "m"
+    limits = Limits(read_timeout=5, min_rate=100, min_rate_window_s=1)
+    with pytest.raises(CheckpointError, match=SLOW):
+        fetch(parse_source(app.url("/trickle-body.tar.gz")), dest, allowed_hosts=["127.0.0.1"],
+              limits=limits)  # fmt: skip
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_the_defaults_cut_a_trickler_off_within_two_minutes():
+    defaults = Limits()
+    assert defaults.min_rate_window_s + defaults.read_timeout <= 120
+    assert defaults.min_rate > 0
