@@ -685,6 +685,14 @@ def weights_changed(change) -> Callable[[Path, Path], None]:
     return build
 
 
+def file_then_folder(model, path):
+    def extra(tar):
+        add_bytes(tar, "tiny/notes", b"a file")
+        add_bytes(tar, "tiny/notes/inside.txt", b"and now a folder")
+
+    tarball(path, model, extra)
+
+
 def token_id_past_the_embedding(model, path):
     doc = json.loads((model / "tokenizer.json").read_text())
     doc["model"]["vocab"]["zzzz"] = 99999
@@ -815,6 +823,12 @@ CHECKPOINT_CASES = [
         {"CHECKPOINT_MAX_TOKENIZER_BYTES": 4096},
         "over this site's 4.0 KiB limit for tokenizer files",
         id="oversized-tokenizer",
+    ),
+    pytest.param(
+        file_then_folder,
+        {},
+        "'tiny/notes/inside.txt': a file and a folder share its path",
+        id="member-is-a-file-then-a-folder",
     ),
     pytest.param(
         token_id_past_the_embedding,

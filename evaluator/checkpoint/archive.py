@@ -23,6 +23,7 @@ from .source import Source
 
 _CORRUPT = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zlib.error)
 _CORRUPT += (NotImplementedError,)  # zipfile, for compression methods it lacks
+_CORRUPT += (ValueError,)  # tarfile and zipfile, for some malformed headers and names
 # PEP 706's refusals, in the words our own checks use for the same tricks.
 _FILTER_REASONS = {
     tarfile.AbsolutePathError: "absolute or Windows-style path",
@@ -102,8 +103,8 @@ class _Budget:
             limit = human_bytes(self.limits.max_expanded_bytes)
             raise CheckpointError(f"the archive expands past the {limit} limit")
 
-    def copy(self, src, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    def copy(self, src, target: Path, name: str) -> None:
+        make_dir(target.parent, name)
         try:
             out = open(target, "xb")  # never overwrite: a duplicate member is refused
         except (FileExistsError, NotADirectoryError, IsADirectoryError):
@@ -115,6 +116,17 @@ class _Budget:
                 digest.update(chunk)
                 out.write(chunk)
         self.hashes[target] = digest.hexdigest()
+
+
+def make_dir(path: Path, name: str) -> None:
+    """mkdir -p, refusing a member whose folder is a file the archive wrote before (or the
+    other way round): mkdir's own error would end the run as a crash, not a refusal."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CheckpointError(
+            f"refused archive member {name[:120]!r}: a file and a folder share its path"
+        ) from None
 
 
 def _refuse_member(name: str, isdir: bool, regular: bool, link: bool) -> None:
@@ -149,11 +161,11 @@ def _extract_tar(stream, root: Path, budget: _Budget) -> None:
             _refuse_member(member.name, member.isdir(), regular, member.issym() or member.islnk())
             if member.isdir() or target is None:
                 if target is not None:
-                    target.mkdir(parents=True, exist_ok=True)
+                    make_dir(target, member.name)
                 continue
             if member.size > budget.left:
                 budget.take(member.size)
-            budget.copy(tar.extractfile(member), target)
+            budget.copy(tar.extractfile(member), target, member.name)
     while chunk := stream.read(CHUNK):  # to the end, so gzip verifies its checksum
         budget.take(len(chunk))
 
@@ -172,12 +184,12 @@ def _extract_zip(archive: Path, root: Path, budget: _Budget) -> None:
             _refuse_member(info.filename, info.is_dir(), regular, kind == stat.S_IFLNK)
             if info.is_dir() or target is None:
                 if target is not None:
-                    target.mkdir(parents=True, exist_ok=True)
+                    make_dir(target, info.filename)
                 continue
             if info.flag_bits & 0x1:
                 raise CheckpointError("the archive is encrypted: publish it without a password")
             with zf.open(info) as src:
-                budget.copy(src, target)
+                budget.copy(src, target, info.filename)
 
 
 def _model_root(root: Path) -> Path:
