@@ -1,18 +1,23 @@
 """Downloads end: an overall deadline and a minimum rate, held while the status line and
 headers arrive as well as the body, against a real server on 127.0.0.1 that trickles.
 Small limits keep each test to a second or two; the defaults cut a trickler off in about
-a minute (CHECKPOINT_MIN_RATE_WINDOW_S)."""
+a minute (CHECKPOINT_MIN_RATE_WINDOW_S). Then what is downloaded: archives whose members
+expand too far for their compressed size, and the members a model does not need."""
 
 from __future__ import annotations
 
 import io
+import logging
+import tarfile
 import time
+import zipfile
 from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from evaluator import safehttp
 from evaluator.checkpoint import CheckpointError, Limits, fetch, parse_source
+from evaluator.tinymodel import build_tiny_model
 from tests.httpserver import App, running
 
 ALLOW = safehttp.Allowed(["127.0.0.1"])
@@ -118,3 +123,75 @@ def test_the_defaults_cut_a_trickler_off_within_two_minutes():
     defaults = Limits()
     assert defaults.min_rate_window_s + defaults.read_timeout <= 120
     assert defaults.min_rate > 0
+
+
+# --- archives: compression ratio, and only what a model needs ------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny")
+
+
+def archive(tiny, kind: str, extra: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    if kind == "zip":
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(tiny.iterdir()):
+                zf.write(path, f"tiny/{path.name}")
+            for name, data in extra.items():
+                zf.writestr(name, data)
+    else:
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            tar.add(tiny, arcname="tiny")
+            for name, data in extra.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def fetched(app, body: bytes, kind: str, dest, **limits):
+    url = app.serve(body, suffix=f".{'zip' if kind == 'zip' else 'tar.gz'}")
+    limits = Limits(read_timeout=5, **limits)
+    return fetch(parse_source(url), dest, allowed_hosts=["127.0.0.1"], limits=limits)
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_it_refuses_a_member_that_expands_too_far_for_its_size(app, tiny, tmp_path, kind):
+    body = archive(tiny, kind, {"tiny/shard.safetensors": bytes(16 * 1024**2)})
+    with pytest.raises(CheckpointError) as caught:
+        fetched(app, body, kind, tmp_path / "m", max_ratio=50)
+    assert "expands more than 50 times its compressed size (a decompression bomb?)" in str(
+        caught.value
+    )
+    assert not caught.value.transient
+
+
+def test_it_names_the_member_in_a_zip_bomb(app, tiny, tmp_path):
+    body = archive(tiny, "zip", {"tiny/shard.safetensors": bytes(16 * 1024**2)})
+    with pytest.raises(CheckpointError, match="the member 'tiny/shard.safetensors' expands"):
+        fetched(app, body, "zip", tmp_path / "m")  # the default ratio
+
+
+def test_an_ignored_member_counts_towards_the_ratio_too(app, tiny, tmp_path):
+    body = archive(tiny, "tar.gz", {"tiny/zeros.bin": bytes(16 * 1024**2)})
+    with pytest.raises(CheckpointError, match="expands more than 50 times"):
+        fetched(app, body, "tar.gz", tmp_path / "m", max_ratio=50)
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_it_writes_only_what_a_model_needs_and_logs_the_rest(app, tiny, tmp_path, kind, caplog):
+    extra = {"tiny/README.md": b"# hi", "tiny/onnx/model.onnx": b"x" * 100, "notes.txt": b"n"}
+    caplog.set_level(logging.INFO, logger="evaluator.checkpoint.archive")
+    got = fetched(app, archive(tiny, kind, extra), kind, tmp_path / "m")
+    assert sorted(got.files) == sorted(p.name for p in tiny.iterdir())
+    logged = caplog.text
+    assert "ignored archive members a model does not need:" in logged
+    assert all(repr(name) in logged for name in extra)
+
+
+def test_a_small_file_may_compress_as_well_as_it_likes(app, tiny, tmp_path):
+    # A special_tokens_map.json of spaces: 500 KB to almost nothing, but under 1 MiB.
+    body = archive(tiny, "zip", {"tiny/special_tokens_map.json": b"{}" + b" " * 500_000})
+    assert "special_tokens_map.json" in fetched(app, body, "zip", tmp_path / "m", max_ratio=2).files

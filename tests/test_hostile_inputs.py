@@ -687,8 +687,8 @@ def weights_changed(change) -> Callable[[Path, Path], None]:
 
 def file_then_folder(model, path):
     def extra(tar):
-        add_bytes(tar, "tiny/notes", b"a file")
-        add_bytes(tar, "tiny/notes/inside.txt", b"and now a folder")
+        add_bytes(tar, "merges.txt", b"a file")
+        add_bytes(tar, "merges.txt/vocab.json", b"and now a folder")
 
     tarball(path, model, extra)
 
@@ -754,6 +754,12 @@ CHECKPOINT_CASES = [
         {"CHECKPOINT_MAX_BYTES": 4 * 1024**2},
         "the archive expands past the 4.0 MiB limit",
         id="gzip-bomb",
+    ),
+    pytest.param(
+        gzip_bomb,
+        {"CHECKPOINT_MAX_RATIO": 50},
+        "the member 'tiny/zeros.txt' expands more than 50 times its compressed size",
+        id="compression-ratio-bomb",
     ),
     # Measurement integrity (issue 8): the config must describe the weights, no weight is
     # random-initialised or non-finite, no key picks code, tokenizers are capped.
@@ -827,7 +833,7 @@ CHECKPOINT_CASES = [
     pytest.param(
         file_then_folder,
         {},
-        "'tiny/notes/inside.txt': a file and a folder share its path",
+        "'merges.txt/vocab.json': a file and a folder share its path",
         id="member-is-a-file-then-a-folder",
     ),
     pytest.param(

@@ -164,11 +164,12 @@ def test_the_worker_rejects_hostile_archives_with_a_clear_message(
 
 
 def test_a_member_that_is_a_file_and_then_a_folder_is_rejected_not_a_crash(db, site, served):
-    members = {"model/config.json": b"{}", "model/extra": b"x", "model/extra/inner.txt": b"y"}
+    # Both names are files a model keeps, so both are written (others are skipped unread).
+    members = {"config.json": b"{}", "config.json/tokenizer.json": b"{}"}
     sub = submission_for(f"{served.url}/{archive(served.root, 'file-dir.tar.gz', members)}")
     assert pipeline.run(sub.pk) == "rejected"
     sub.refresh_from_db()
-    assert "'model/extra/inner.txt': a file and a folder share its path" in sub.error
+    assert "'config.json/tokenizer.json': a file and a folder share its path" in sub.error
     assert "Traceback" not in sub.log_tail
 
 
