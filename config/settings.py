@@ -6,6 +6,8 @@ from urllib.parse import unquote, urlparse
 
 import plotly
 
+from evaluator.allowlist import Allowed
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -224,7 +226,9 @@ DB_RETRY_S = envint("DB_RETRY_S", 60)
 WORK_DIR = Path(os.getenv("WORK_DIR", VAR_DIR / "work"))
 
 # Untrusted checkpoints (DESIGN §6).
+# host, host:port, host:*, [v6]:port or a CIDR: a bare entry allows ports 80 and 443 only.
 CHECKPOINT_ALLOWED_HOSTS = envlist("CHECKPOINT_ALLOWED_HOSTS")
+Allowed(CHECKPOINT_ALLOWED_HOSTS)  # a bad entry stops the start, not the first submission
 CHECKPOINT_MAX_BYTES = envint("CHECKPOINT_MAX_BYTES", 8 * 1024**3)
 CHECKPOINT_MAX_MEMBERS = envint("CHECKPOINT_MAX_MEMBERS", 2000)
 # Parameters plus buffers a model may allocate when loaded, checked on the meta device

@@ -18,11 +18,12 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
+from evaluator.allowlist import Allowed
 from evaluator.ratemeter import Meter, MeteredSocket, TooSlow
 
 CHUNK = 1024 * 1024
@@ -89,27 +90,6 @@ def human_bytes(n: int) -> str:
     return f"{n:.1f} {unit}"
 
 
-class Allowed:
-    """allowed_hosts: hostnames, IPs and CIDR networks that may be private or use http."""
-
-    def __init__(self, entries: Iterable[str] = ()) -> None:
-        if isinstance(entries, str):  # a setting read from the environment: "a,b"
-            entries = entries.split(",")
-        self.names: set[str] = set()
-        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        for entry in entries:
-            entry = entry.strip().lower().strip("[]")
-            if not entry:
-                continue
-            try:
-                self.networks.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                self.names.add(entry.rstrip("."))
-
-    def trusts(self, host: str, ip: IPAddress) -> bool:
-        return host.rstrip(".") in self.names or any(ip in net for net in self.networks)
-
-
 def is_public(ip: IPAddress) -> bool:
     """False for anything but a global unicast address, looking inside IPv6 wrappers."""
     if ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local:
@@ -152,14 +132,14 @@ def vet(url: str, allowed: Allowed) -> tuple[str, int, list[str]]:
         raise CheckpointError(f"cannot resolve the host {host}: check the URL")
     for ip in ips:
         address = ipaddress.ip_address(ip)
-        if not is_public(address) and not allowed.trusts(host, address):
+        if not is_public(address) and not allowed.trusts(host, address, port):
             # No address in the message: it would turn this into an internal DNS oracle.
             raise CheckpointError(
                 f"refused {host}: it resolves to a private, loopback, link-local, multicast "
                 "or reserved address; the checkpoint must be on a public host"
             )
     if parts.scheme == "http" and not all(
-        allowed.trusts(host, ipaddress.ip_address(ip)) for ip in ips
+        allowed.trusts(host, ipaddress.ip_address(ip), port) for ip in ips
     ):
         raise CheckpointError(f"refused http://{host}: use https")
     return host, port, ips

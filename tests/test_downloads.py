@@ -12,6 +12,7 @@ import tarfile
 import time
 import zipfile
 from http.server import BaseHTTPRequestHandler
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -20,7 +21,12 @@ from evaluator.checkpoint import CheckpointError, Limits, fetch, parse_source
 from evaluator.tinymodel import build_tiny_model
 from tests.httpserver import App, running
 
-ALLOW = safehttp.Allowed(["127.0.0.1"])
+
+def allow(url: str) -> list[str]:
+    """Exactly the test server's host and port."""
+    return [f"127.0.0.1:{urlsplit(url).port}"]
+
+
 SLOW = "the host sent too slowly"
 
 
@@ -75,7 +81,9 @@ def download(url: str, **limits) -> tuple[CheckpointError, float]:
     limits = Limits(**{"read_timeout": 5, "min_rate": 100, "min_rate_window_s": 1, **limits})
     started = time.monotonic()
     with pytest.raises(CheckpointError) as caught:
-        safehttp.download(url, io.BytesIO(), allowed=ALLOW, limits=limits, max_bytes=10**9)
+        safehttp.download(
+            url, io.BytesIO(), allowed=safehttp.Allowed(allow(url)), limits=limits, max_bytes=10**9
+        )
     return caught.value, time.monotonic() - started
 
 
@@ -114,8 +122,8 @@ def test_a_fetch_from_a_trickling_host_ends_with_the_message_and_leaves_nothing(
     dest = tmp_path / "models" / "m"
     limits = Limits(read_timeout=5, min_rate=100, min_rate_window_s=1)
     with pytest.raises(CheckpointError, match=SLOW):
-        fetch(parse_source(app.url("/trickle-body.tar.gz")), dest, allowed_hosts=["127.0.0.1"],
-              limits=limits)  # fmt: skip
+        url = app.url("/trickle-body.tar.gz")
+        fetch(parse_source(url), dest, allowed_hosts=allow(url), limits=limits)
     assert list((tmp_path / "models").iterdir()) == []
 
 
@@ -154,7 +162,7 @@ def archive(tiny, kind: str, extra: dict[str, bytes]) -> bytes:
 def fetched(app, body: bytes, kind: str, dest, **limits):
     url = app.serve(body, suffix=f".{'zip' if kind == 'zip' else 'tar.gz'}")
     limits = Limits(read_timeout=5, **limits)
-    return fetch(parse_source(url), dest, allowed_hosts=["127.0.0.1"], limits=limits)
+    return fetch(parse_source(url), dest, allowed_hosts=allow(url), limits=limits)
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar.gz"])
@@ -195,3 +203,39 @@ def test_a_small_file_may_compress_as_well_as_it_likes(app, tiny, tmp_path):
     # A special_tokens_map.json of spaces: 500 KB to almost nothing, but under 1 MiB.
     body = archive(tiny, "zip", {"tiny/special_tokens_map.json": b"{}" + b" " * 500_000})
     assert "special_tokens_map.json" in fetched(app, body, "zip", tmp_path / "m", max_ratio=2).files
+
+
+# --- the allow-list names ports ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entries", "url", "allowed"),
+    [
+        (["127.0.0.1"], "http://127.0.0.1/m.tar.gz", True),  # a bare host: ports 80 and 443
+        (["127.0.0.1"], "https://127.0.0.1/m.tar.gz", True),
+        (["127.0.0.1"], "http://127.0.0.1:6379/m.tar.gz", False),  # not the local Redis
+        (["localhost"], "http://localhost:5432/m.tar.gz", False),  # nor PostgreSQL
+        (["127.0.0.1:8765"], "http://127.0.0.1:8765/m.tar.gz", True),
+        (["127.0.0.1:8765"], "http://127.0.0.1:8766/m.tar.gz", False),
+        (["127.0.0.1:8765"], "http://127.0.0.1/m.tar.gz", False),
+        (["[::1]:8765"], "http://[::1]:8765/m.tar.gz", True),
+        (["::1"], "http://[::1]:8765/m.tar.gz", False),
+        (["127.0.0.0/8:8765"], "http://127.0.0.2:8765/m.tar.gz", True),
+        (["127.0.0.0/8"], "http://127.0.0.2:8765/m.tar.gz", False),
+        (["localhost:*"], "http://localhost:1234/m.tar.gz", True),
+    ],
+)
+def test_an_allow_list_entry_allows_its_port_or_only_80_and_443(entries, url, allowed):
+    if allowed:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}[parts.scheme]
+        assert safehttp.vet(url, safehttp.Allowed(entries))[1] == port
+    else:
+        with pytest.raises(CheckpointError, match="private, loopback"):
+            safehttp.vet(url, safehttp.Allowed(entries))
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1:http", "127.0.0.1:0", "127.0.0.1:70000"])
+def test_a_bad_port_in_the_allow_list_fails_loudly(entry):
+    with pytest.raises(ValueError, match="the port must be 1-65535 or"):
+        safehttp.Allowed([entry])

@@ -523,10 +523,10 @@ def test_a_get_on_the_api_gets_a_json_error(rows):
 
 
 @pytest.fixture
-def worker(db, settings, tmp_path, monkeypatch):
+def worker(db, settings, tmp_path, monkeypatch, served):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.WORK_DIR = tmp_path / "work"
-    settings.CHECKPOINT_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.CHECKPOINT_ALLOWED_HOSTS = [f"127.0.0.1:{served.app.port}"]  # that server only
     settings.EVAL_DATA = "sample"
 
     def evaluate(*args, **kwargs):  # an accepted checkpoint fails fast, and visibly

@@ -17,10 +17,11 @@ from leaderboard.models import Entry, EvaluationRun, Submission, TaskScore
 
 
 @pytest.fixture
-def site(settings, tmp_path):
+def site(settings, tmp_path, served):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.WORK_DIR = tmp_path / "work"
-    settings.CHECKPOINT_ALLOWED_HOSTS = ["127.0.0.1"]
+    # The test server's port, and 443 for the https://127.0.0.1/ URLs only ever queued.
+    settings.CHECKPOINT_ALLOWED_HOSTS = [f"127.0.0.1:{served.app.port}", "127.0.0.1"]
     settings.EVAL_DATA = "sample"
     return settings
 
@@ -272,6 +273,7 @@ def test_a_hub_revision_is_pinned_to_its_commit_at_submission(client, db, site, 
     hub.routes[f"/api/models/org/tiny/revision/{commit}"] = answer
     with running(hub):
         site.HF_ENDPOINT = hub.url()
+        site.CHECKPOINT_ALLOWED_HOSTS = [*site.CHECKPOINT_ALLOWED_HOSTS, f"127.0.0.1:{hub.port}"]
         response = post(client, "org/tiny")
         assert response.status_code == 302, response.content.decode()[-2000:]
         sub = Submission.objects.get()
