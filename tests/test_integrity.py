@@ -221,27 +221,50 @@ CAPPED = textwrap.dedent(
     resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3))
     from evaluator.checkpoint import CheckpointError, inspect
     from evaluator.modeling import load_model
-    for step in (inspect, lambda d: load_model(d, device="cpu")):
-        try:
-            step(sys.argv[1])
-        except CheckpointError as exc:
-            print("REFUSED", exc)
-        except MemoryError:
-            print("EXHAUSTED")
-        except RuntimeError as exc:  # torch's allocator says "can't allocate memory"
-            print("EXHAUSTED" if "alloc" in str(exc) else f"ERROR {exc}")
+    for model_dir in sys.argv[1:]:
+        for step in (inspect, lambda d: load_model(d, device="cpu")):
+            try:
+                step(model_dir)
+                print("ACCEPTED")
+            except CheckpointError as exc:
+                print("REFUSED", exc)
+            except MemoryError:
+                print("EXHAUSTED")
+            except RuntimeError as exc:  # torch's allocator: "can't allocate memory"
+                print("EXHAUSTED" if "alloc" in str(exc) else f"ERROR {exc}")
     """
 )
+# Configs that would each allocate far more than the cap if transformers believed them.
+GREEDY_CONFIGS = {
+    "54 GB: 200 layers, width 16384": (
+        {"hidden_size": 16384, "intermediate_size": 65536, "num_hidden_layers": 200},
+        "config.json asks for 200 layers; the weights hold 2",
+    ),
+    "width 65536": (
+        {"hidden_size": 65536, "head_dim": 16384},
+        "has shape [512, 64] in the weights but config.json makes it [512, 65536]",
+    ),
+    "feed-forward 10^7 wide": (
+        {"intermediate_size": 10**7},
+        "config.json makes it [10000000, 64]",
+    ),
+    "vocabulary 10^8": ({"vocab_size": 10**8}, "but config.json says vocab_size=100000000"),
+}
 
 
-def test_a_config_that_asks_for_54_gb_is_refused_under_a_3_gib_cap(model):
-    # Weights for width 64; a config for width 16384 and 200 layers: ~54 GB if believed.
-    edit_config(model, hidden_size=16384, intermediate_size=65536, num_hidden_layers=200)
+def test_configs_that_ask_for_huge_models_are_refused_under_a_3_gib_cap(tiny, tmp_path):
+    dirs = []
+    for i, (changes, _) in enumerate(GREEDY_CONFIGS.values()):
+        dirs.append(edit_config(Path(shutil.copytree(tiny, tmp_path / f"m{i}")), **changes))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
-        [sys.executable, "-c", CAPPED, str(model)],
-        capture_output=True, text=True, env=env, timeout=120,
+        [sys.executable, "-c", CAPPED, *map(str, dirs)],
+        capture_output=True, text=True, env=env, timeout=180,
     )  # fmt: skip
     lines = [line for line in out.stdout.splitlines() if line]
-    refused = "REFUSED config.json asks for 200 layers; the weights hold 2"
-    assert len(lines) == 2 and all(line.startswith(refused) for line in lines), out.stderr
+    assert len(lines) == 2 * len(dirs), (out.stdout, out.stderr[-3000:])
+    for i, (case, (_, message)) in enumerate(GREEDY_CONFIGS.items()):
+        fetched, loaded = lines[2 * i : 2 * i + 2]
+        assert fetched.startswith("REFUSED") and message in fetched, (case, fetched)
+        # The loader refuses too (the vocabulary case through the meta-device check).
+        assert loaded.startswith("REFUSED"), (case, loaded)
