@@ -206,6 +206,20 @@ def test_it_refuses_an_oversized_tokenizer_file_before_parsing_it(model, name):
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "doc"),
+    [
+        ("added_tokens.json", {"<evil>": 70000}),
+        ("tokenizer_config.json", {"added_tokens_decoder": {"70000": {"content": "<evil>"}}}),
+    ],
+)
+def test_it_refuses_an_added_token_id_past_the_embedding(model, name, doc):
+    path = model / name
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps({**old, **doc}))
+    assert "the tokenizer has token id 70000 but the model embeds only 512" in refusal(model)
+
+
 def test_it_refuses_a_token_id_past_the_embedding(model):
     doc = json.loads((model / "tokenizer.json").read_text())
     doc["model"]["vocab"]["zzzz"] = 10**6

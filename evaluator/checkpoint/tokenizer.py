@@ -57,7 +57,7 @@ def _check_ids(model_dir: Path, vocab_size: int) -> None:
     """The largest token id in tokenizer.json or vocab.json, read as plain JSON (cheap next to
     building the tokenizer, and it catches ids past the end, which len(tokenizer) does not)."""
     ids: list[int] = []
-    for name in ("tokenizer.json", "vocab.json"):
+    for name in ("tokenizer.json", "vocab.json", "added_tokens.json", "tokenizer_config.json"):
         path = model_dir / name
         if not path.is_file():
             continue
@@ -65,7 +65,11 @@ def _check_ids(model_dir: Path, vocab_size: int) -> None:
             doc = json.loads(path.read_bytes())
         except (ValueError, RecursionError):
             raise CheckpointError(f"{name} is not valid JSON: fix the file") from None
-        ids += _token_ids(doc)
+        if name == "tokenizer_config.json":  # added_tokens_decoder: {"id": {...}}
+            added = doc.get("added_tokens_decoder") if isinstance(doc, dict) else None
+            ids += [int(k) for k in added or {} if isinstance(k, str) and k.isdigit()]
+        else:
+            ids += _token_ids(doc)
     if ids and max(ids) >= vocab_size:
         raise CheckpointError(
             f"the tokenizer has token id {max(ids)} but the model embeds only {vocab_size} "
@@ -76,7 +80,7 @@ def _check_ids(model_dir: Path, vocab_size: int) -> None:
 def _token_ids(doc) -> list[int]:
     if not isinstance(doc, dict):
         return []
-    if "model" not in doc:  # vocab.json: token -> id
+    if "model" not in doc:  # vocab.json, added_tokens.json: token -> id
         return [v for v in doc.values() if isinstance(v, int)]
     model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
     vocab = model.get("vocab")
