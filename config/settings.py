@@ -6,6 +6,8 @@ from urllib.parse import unquote, urlparse
 
 import plotly
 
+from evaluator.allowlist import Allowed
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -260,9 +262,23 @@ DB_RETRY_S = envint("DB_RETRY_S", 60)
 WORK_DIR = Path(os.getenv("WORK_DIR", VAR_DIR / "work"))
 
 # Untrusted checkpoints (DESIGN §6).
+# host, host:port, host:*, [v6]:port or a CIDR: a bare entry allows ports 80 and 443 only.
 CHECKPOINT_ALLOWED_HOSTS = envlist("CHECKPOINT_ALLOWED_HOSTS")
+Allowed(CHECKPOINT_ALLOWED_HOSTS)  # a bad entry stops the start, not the first submission
 CHECKPOINT_MAX_BYTES = envint("CHECKPOINT_MAX_BYTES", 8 * 1024**3)
 CHECKPOINT_MAX_MEMBERS = envint("CHECKPOINT_MAX_MEMBERS", 2000)
+# Parameters plus buffers a model may allocate when loaded, checked on the meta device
+# before anything is allocated (4e9: 16 GiB in float32).
+CHECKPOINT_MAX_PARAMS = envint("CHECKPOINT_MAX_PARAMS", 4 * 10**9)
+# Each tokenizer file (tokenizer.json, vocab.json, merges.txt, tokenizer.model, ...).
+CHECKPOINT_MAX_TOKENIZER_BYTES = envint("CHECKPOINT_MAX_TOKENIZER_BYTES", 64 * 1024**2)
+# A download (every file of a Hub checkpoint together) ends within the deadline, and over
+# any window of MIN_RATE_WINDOW_S seconds it brings at least MIN_RATE bytes per second.
+CHECKPOINT_DOWNLOAD_DEADLINE_S = envint("CHECKPOINT_DOWNLOAD_DEADLINE_S", 2 * 3600)
+CHECKPOINT_MIN_RATE = envint("CHECKPOINT_MIN_RATE", 64 * 1024)
+CHECKPOINT_MIN_RATE_WINDOW_S = envint("CHECKPOINT_MIN_RATE_WINDOW_S", 60)
+# Expanded size over compressed size, for each archive member and for the whole archive.
+CHECKPOINT_MAX_RATIO = envint("CHECKPOINT_MAX_RATIO", 200)
 HF_ENDPOINT = os.getenv("HF_ENDPOINT", "https://huggingface.co")
 HF_TOKEN = os.getenv("HF_TOKEN", "") or None
 # Submissions per client address (an IPv6 client's /64): at most N in WINDOW seconds.

@@ -15,8 +15,11 @@ Because the expansion mutates the config, a shared model must not be saved back 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from evaluator.safehttp import CheckpointError, Limits
 
 if TYPE_CHECKING:
     import torch
@@ -180,28 +183,90 @@ def build_model(
     model_cls = causal_lm_class(cfg)
     # Same loader as load_model (from_pretrained), fed tensors instead of a path; it assigns
     # them without copying when the dtype already matches.
-    model = model_cls.from_pretrained(
-        None, config=cfg, state_dict=state_dict, dtype=torch_dtype(dtype)
+    model, info = model_cls.from_pretrained(
+        None,
+        config=cfg,
+        state_dict=state_dict,
+        dtype=torch_dtype(dtype),
+        attn_implementation=attention_for(model_cls),
+        output_loading_info=True,
     )
+    _require_strict(info)
     return apply_layer_sharing(model).eval()
 
 
-def load_model(model_dir: str | Path, device: str | None = None, dtype: str = "float32"):
-    """Return (model, tokenizer) in eval mode on the device."""
+def attention_for(model_cls: type[PreTrainedModel]) -> str:
+    """The attention implementation we run, never the checkpoint's choice (which can name a
+    Hub kernel to fetch and import): PyTorch's SDPA where the class supports it."""
+    return "sdpa" if getattr(model_cls, "_supports_sdpa", False) else "eager"
+
+
+# Leftovers older transformers saved beside the weights: state, not parameters.
+_LEFTOVERS = re.compile(r"(?:^|\.)(?:inv_freq|masked_bias|attn\.bias)$")
+
+
+def _require_strict(info: dict) -> None:
+    """Every weight loaded from the file, none left random, none of the wrong shape.
+
+    evaluator.checkpoint has checked this on the meta device before; this is the same rule
+    where the tensors are really assigned, for folders that did not come through fetch()."""
+    missing = sorted(info.get("missing_keys") or ())
+    mismatched = sorted(
+        str(k[0]) if isinstance(k, tuple) else str(k) for k in info.get("mismatched_keys") or ()
+    )
+    unexpected = sorted(k for k in info.get("unexpected_keys") or () if not _LEFTOVERS.search(k))
+    for keys, what in [(missing, "lack"), (mismatched, "have the wrong shape for"),
+                       (unexpected, "hold tensors the model has no place for:")]:  # fmt: skip
+        if keys:
+            raise CheckpointError(f"the weights {what} {', '.join(keys[:3])[:300]}")
+
+
+def check_first_forward(model: PreTrainedModel, tokenizer) -> None:
+    """One forward pass on a short text: non-finite logits mean nothing this model scores can
+    be trusted (lm-eval would rank NaN log-likelihoods all the same)."""
+    import torch
+
+    ids = tokenizer("The quick brown fox jumps over the lazy dog.")["input_ids"][:16] or [0]
+    with torch.no_grad():
+        logits = model(torch.tensor([ids], device=model.device)).logits
+    if not torch.isfinite(logits).all():
+        raise CheckpointError(
+            "the model's first forward pass gives non-finite logits (NaN or Inf): "
+            "it cannot be scored"
+        )
+
+
+def load_model(
+    model_dir: str | Path,
+    device: str | None = None,
+    dtype: str = "float32",
+    max_params: int = Limits.max_params,
+):
+    """Return (model, tokenizer) in eval mode on the device; loads strictly, with our own
+    attention implementation, and raises CheckpointError if the first logits are not finite."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     torch_type = torch_dtype(dtype)
     device = pick_device(device)
+    from evaluator.checkpoint import inspection, skeleton
+
     config = AutoConfig.from_pretrained(model_dir, trust_remote_code=False)
     sharing_repeats(config)
-    model = AutoModelForCausalLM.from_pretrained(
+    # The weights matched to the config on the meta device first (fetch() did so too): a
+    # folder from elsewhere must not make from_pretrained allocate what its config asks.
+    skeleton.check(config, inspection.weight_headers(Path(model_dir)), max_elements=max_params)
+    model, info = AutoModelForCausalLM.from_pretrained(
         model_dir,
         config=config,
         dtype=torch_type,
         use_safetensors=True,
         trust_remote_code=False,
+        attn_implementation=attention_for(causal_lm_class(config)),
+        output_loading_info=True,
     )
+    _require_strict(info)
     model = apply_layer_sharing(model)
     model.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+    check_first_forward(model, tokenizer)
     return model, tokenizer

@@ -17,10 +17,14 @@ import json
 import re
 import socket
 import ssl
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
+
+from evaluator.allowlist import Allowed
+from evaluator.ratemeter import Meter, MeteredSocket, TooSlow
 
 CHUNK = 1024 * 1024
 _REDIRECTS = {301, 302, 303, 307, 308}
@@ -57,6 +61,16 @@ class Limits:
     connect_timeout: float = 10
     read_timeout: float = 60
     max_redirects: int = 5
+    # A download must end within deadline_s, and over any min_rate_window_s it must bring
+    # min_rate bytes/s: a host trickling a byte every few seconds never trips read_timeout.
+    deadline_s: float = 2 * 3600
+    min_rate: int = 64 * 1024
+    min_rate_window_s: float = 60
+    # Expanded / compressed, per archive member and over the whole archive.
+    max_ratio: float = 200
+    max_tokenizer_bytes: int = 64 * 1024**2
+    # Parameters and buffers the model may allocate when loaded (checked on the meta device).
+    max_params: int = 4 * 10**9
 
 
 @dataclass(frozen=True)
@@ -74,27 +88,6 @@ def human_bytes(n: int) -> str:
         if n < 1024 or unit == "GiB":
             break
     return f"{n:.1f} {unit}"
-
-
-class Allowed:
-    """allowed_hosts: hostnames, IPs and CIDR networks that may be private or use http."""
-
-    def __init__(self, entries: Iterable[str] = ()) -> None:
-        if isinstance(entries, str):  # a setting read from the environment: "a,b"
-            entries = entries.split(",")
-        self.names: set[str] = set()
-        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        for entry in entries:
-            entry = entry.strip().lower().strip("[]")
-            if not entry:
-                continue
-            try:
-                self.networks.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                self.names.add(entry.rstrip("."))
-
-    def trusts(self, host: str, ip: IPAddress) -> bool:
-        return host.rstrip(".") in self.names or any(ip in net for net in self.networks)
 
 
 def is_public(ip: IPAddress) -> bool:
@@ -139,14 +132,14 @@ def vet(url: str, allowed: Allowed) -> tuple[str, int, list[str]]:
         raise CheckpointError(f"cannot resolve the host {host}: check the URL")
     for ip in ips:
         address = ipaddress.ip_address(ip)
-        if not is_public(address) and not allowed.trusts(host, address):
+        if not is_public(address) and not allowed.trusts(host, address, port):
             # No address in the message: it would turn this into an internal DNS oracle.
             raise CheckpointError(
                 f"refused {host}: it resolves to a private, loopback, link-local, multicast "
                 "or reserved address; the checkpoint must be on a public host"
             )
     if parts.scheme == "http" and not all(
-        allowed.trusts(host, ipaddress.ip_address(ip)) for ip in ips
+        allowed.trusts(host, ipaddress.ip_address(ip), port) for ip in ips
     ):
         raise CheckpointError(f"refused http://{host}: use https")
     return host, port, ips
@@ -173,23 +166,34 @@ def _connect(ips: list[str], port: int, limits: Limits) -> socket.socket:
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, ips: list[str], limits: Limits) -> None:
+    def __init__(
+        self, host: str, port: int, ips: list[str], limits: Limits, deadline: float
+    ) -> None:
         super().__init__(host, port, timeout=limits.read_timeout)
-        self._ips, self._limits = ips, limits
+        self._ips, self._limits, self._deadline = ips, limits, deadline
+
+    def _meter(self, sock: socket.socket) -> MeteredSocket:
+        limits = self._limits
+        meter = Meter(limits.read_timeout, limits.deadline_s, self._deadline)
+        return MeteredSocket(sock, meter.rate(limits.min_rate, limits.min_rate_window_s))
 
     def connect(self) -> None:
-        self.sock = _connect(self._ips, self.port, self._limits)
+        self.sock = self._meter(_connect(self._ips, self.port, self._limits))
 
 
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, ips: list[str], limits: Limits) -> None:
+class _PinnedHTTPS(_PinnedHTTP, http.client.HTTPSConnection):
+    def __init__(
+        self, host: str, port: int, ips: list[str], limits: Limits, deadline: float
+    ) -> None:
         self._tls = tls_context()
-        super().__init__(host, port, timeout=limits.read_timeout, context=self._tls)
-        self._ips, self._limits = ips, limits
+        http.client.HTTPSConnection.__init__(
+            self, host, port, timeout=limits.read_timeout, context=self._tls
+        )
+        self._ips, self._limits, self._deadline = ips, limits, deadline
 
     def connect(self) -> None:
         sock = _connect(self._ips, self.port, self._limits)
-        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._meter(self._tls.wrap_socket(sock, server_hostname=self.host))
 
 
 def tls_context() -> ssl.SSLContext:
@@ -204,6 +208,9 @@ def _network_errors(host: str) -> Iterator[None]:
         yield
     except CheckpointError:
         raise
+    except TooSlow as exc:
+        # Not transient: trying again would hand the worker to the same host for as long.
+        raise CheckpointError(f"the host sent too slowly ({host}: {exc})") from None
     except ssl.SSLCertVerificationError as exc:
         why = exc.verify_message
         raise CheckpointError(f"the TLS certificate of {host} is not valid: {why}") from None
@@ -231,9 +238,18 @@ def _status_error(status: int, host: str) -> HTTPStatusError:
 
 
 def open_url(
-    url: str, *, allowed: Allowed, limits: Limits, headers: dict[str, str] | None = None
+    url: str,
+    *,
+    allowed: Allowed,
+    limits: Limits,
+    headers: dict[str, str] | None = None,
+    deadline: float | None = None,
 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, dict[str, str]]:
-    """GET url, following redirects (each hop vetted); a 200 response and the hops' headers."""
+    """GET url, following redirects (each hop vetted); a 200 response and the hops' headers.
+
+    deadline (time.monotonic()) bounds every hop and the body read after; by default
+    limits.deadline_s from now."""
+    deadline = deadline or time.monotonic() + limits.deadline_s
     headers = {"Accept-Encoding": "identity", **(headers or {})}
     origin = urlsplit(url)[:2]
     seen: dict[str, str] = {}
@@ -243,7 +259,7 @@ def open_url(
         if parts[:2] != origin:  # credentials are for the first host only, like browsers do
             headers.pop("Authorization", None)
         cls = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP
-        conn = cls(host, port, ips, limits)
+        conn = cls(host, port, ips, limits, deadline)
         with _network_errors(host):
             try:
                 target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -257,6 +273,7 @@ def open_url(
         if resp.status == 200:
             return conn, resp, seen
         location = resp.getheader("Location")
+        resp.close()
         conn.close()
         if resp.status not in _REDIRECTS:
             raise _status_error(resp.status, host)
@@ -277,12 +294,16 @@ def download(
     max_bytes: int,
     headers: dict[str, str] | None = None,
     tick: Callable[[int, int | None], None] | None = None,
+    deadline: float | None = None,
 ) -> Downloaded:
     """Stream url into out, at most max_bytes, hashing as it goes.
 
     tick(bytes_in_chunk, content_length) runs after every chunk; it may raise to stop.
+    deadline: see open_url (several files share one by passing the same).
     """
-    conn, resp, seen = open_url(url, allowed=allowed, limits=limits, headers=headers)
+    conn, resp, seen = open_url(
+        url, allowed=allowed, limits=limits, headers=headers, deadline=deadline
+    )
     host = conn.host
     too_big = CheckpointError(
         f"the download from {host} is larger than the {human_bytes(max_bytes)} limit"
@@ -306,7 +327,15 @@ def download(
             if tick:
                 tick(len(chunk), length)
     finally:
+        resp.close()
         conn.close()
+    if length is not None and size < length:
+        # The connection dropped (http.client reads that as a quiet end): the file is not
+        # bad, the transfer was. Refusing it as corrupt would blame the submitter.
+        raise CheckpointError(
+            f"the download from {host} ended early ({size} of {length} bytes); will try again",
+            transient=True,
+        )
     etag = seen.get("x-linked-etag", "").strip('"').removeprefix("W/").strip('"').lower()
     return Downloaded(digest.hexdigest(), size, etag if _SHA256.fullmatch(etag) else None)
 
@@ -325,6 +354,7 @@ def get_json(
         with _network_errors(conn.host):
             body = resp.read(max_bytes + 1)
     finally:
+        resp.close()
         conn.close()
     if len(body) > max_bytes:
         raise CheckpointError(f"the answer from {conn.host} is too large")

@@ -117,6 +117,7 @@ class SubmissionAdmin(admin.ModelAdmin):
     list_filter = ["status", "source_kind", "data"]
     search_fields = ["name", "url", "checkpoint_key"]
     raw_id_fields = ["entry", "run", "duplicate_of"]
+    readonly_fields = ["operator_log"]  # tracebacks and paths: never shown to the public
 
 
 @admin.register(LatencyResult)

@@ -1,9 +1,11 @@
 """The offline demo checkpoint: a tiny random-weight model, archived and served by the site
 itself, so a new user can try the whole submit → evaluate → leaderboard path."""
 
+import ipaddress
 import tarfile
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -30,7 +32,32 @@ def build_demo(force: bool = False) -> Path:
     return path
 
 
+def demo_path_in_urls() -> str:
+    return f"/{settings.MEDIA_URL.strip('/')}/demo/{DEMO_NAME}"
+
+
+def allow_entry_for(url: str) -> str | None:
+    """ "host:port" when url is this site's demo checkpoint on a loopback address (what
+    `make run` prints), else None: `manage.py evaluate` trusts exactly that, so the demo
+    works from a terminal with no allow-list set, and nothing else on the machine opens."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 80
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme != "http" or not loopback or parts.path != demo_path_in_urls():
+        return None
+    if not demo_path().exists():
+        return None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def demo_url(request) -> str:
     if not demo_path().exists():
         return ""
-    return request.build_absolute_uri(f"/{settings.MEDIA_URL.strip('/')}/demo/{DEMO_NAME}")
+    return request.build_absolute_uri(demo_path_in_urls())

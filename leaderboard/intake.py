@@ -31,6 +31,12 @@ def limits() -> checkpoint.Limits:
         max_download_bytes=settings.CHECKPOINT_MAX_BYTES,
         max_expanded_bytes=settings.CHECKPOINT_MAX_BYTES,
         max_archive_members=settings.CHECKPOINT_MAX_MEMBERS,
+        max_params=settings.CHECKPOINT_MAX_PARAMS,
+        max_tokenizer_bytes=settings.CHECKPOINT_MAX_TOKENIZER_BYTES,
+        deadline_s=settings.CHECKPOINT_DOWNLOAD_DEADLINE_S,
+        min_rate=settings.CHECKPOINT_MIN_RATE,
+        min_rate_window_s=settings.CHECKPOINT_MIN_RATE_WINDOW_S,
+        max_ratio=settings.CHECKPOINT_MAX_RATIO,
     )
 
 

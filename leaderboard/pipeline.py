@@ -24,6 +24,7 @@ from evaluator import checkpoint, harness, machine
 
 from . import intake, queueing, runstate
 from .models import Entry, EvaluationRun, Submission, TaskScore
+from .redaction import public
 from .suites import csr_suite
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,12 @@ class LogTail(logging.Handler):
         self.lines.append(self.format(record))
 
     def text(self, extra: str = "") -> str:
-        return "\n".join([*self.lines, extra]).strip()[-8000:]
+        """The public tail: no traceback, no server path (the log lines can hold both)."""
+        return public(self.full(extra))[-8000:]
+
+    def full(self, extra: str = "") -> str:
+        """Everything, tracebacks included: for Submission.operator_log (admin only)."""
+        return "\n".join([*self.lines, extra]).strip()[-16000:]
 
 
 def run(pk: int, task_id: str = "", progress=None, soft_limit_s: float | None = None) -> str:
@@ -62,18 +68,19 @@ def run(pk: int, task_id: str = "", progress=None, soft_limit_s: float | None = 
     try:
         return _run(sub, workdir, runstate.Beat(pk, sub.attempts, progress, soft_limit_s))
     except harness.Cancelled:
-        runstate.move(pk, S.CANCELLED, WORKING, log_tail=tail.text())
+        runstate.move(pk, S.CANCELLED, WORKING, log_tail=tail.text(), operator_log=tail.full())
         return S.CANCELLED
     except checkpoint.CheckpointError as exc:
         return _refused(sub, exc, tail)
     except Exception as exc:
-        log.exception("submission %s failed", pk)
+        log.exception("submission %s failed", pk)  # the server log keeps the traceback
         runstate.move(
             pk,
             S.FAILED,
             WORKING,
-            error=_failure_message(exc),
-            log_tail=tail.text(traceback.format_exc()),
+            error=public(_failure_message(exc)),
+            log_tail=tail.text(),
+            operator_log=tail.full(traceback.format_exc()),
         )
         return S.FAILED
     finally:
@@ -83,22 +90,37 @@ def run(pk: int, task_id: str = "", progress=None, soft_limit_s: float | None = 
 
 def _refused(sub: Submission, exc: checkpoint.CheckpointError, tail: LogTail) -> str:
     pk = sub.pk
+    logs = {"log_tail": tail.text(), "operator_log": tail.full()}
     limit = _time_limit_in(exc)
     if limit is not None:
         # The soft limit struck inside a checkpoint check that turned it into a
         # CheckpointError: it is the time limit, not the checkpoint, that failed.
-        runstate.move(pk, S.FAILED, WORKING, error=_failure_message(limit), log_tail=tail.text())
+        error = _failure_message(limit)
+        runstate.move(pk, S.FAILED, WORKING, error=error, **logs)
         return S.FAILED
+    # Checkpoint messages are written for the submitter, but may quote a path of ours.
+    message = public(str(exc))
     if exc.transient:
         if sub.attempts >= settings.MAX_ATTEMPTS:
-            error = f"gave up after {sub.attempts} attempts: {exc}"
-            runstate.move(pk, S.FAILED, WORKING, log_tail=tail.text(), error=error)
+            error = f"gave up after {sub.attempts} attempts: {message}"
+            runstate.move(pk, S.FAILED, WORKING, error=error, **logs)
             return S.FAILED
-        if runstate.retry_later(pk, f"retrying: {exc}"):
+        if runstate.retry_later(pk, f"retrying: {message}"):
             queueing.send_for_evaluation(pk, countdown=RETRY_AFTER_S * 2 ** (sub.attempts - 1))
         return S.PENDING
-    runstate.move(pk, S.REJECTED, WORKING, error=str(exc), log_tail=tail.text())
+    if runstate.move(pk, S.REJECTED, WORKING, error=message, **logs):
+        _drop_unscored_entry(pk)
     return S.REJECTED
+
+
+def _drop_unscored_entry(pk: int) -> None:
+    """A checkpoint refused at load (non-finite logits, a weight missing) has an entry made
+    for it already: with no run and no other submission it describes nothing measured."""
+    entry_id = Submission.objects.filter(pk=pk).values_list("entry_id", flat=True).first()
+    if entry_id:
+        Entry.objects.filter(pk=entry_id, runs__isnull=True).exclude(
+            submissions__in=Submission.objects.exclude(pk=pk)
+        ).delete()
 
 
 def _time_limit_in(exc: BaseException | None) -> BaseException | None:

@@ -20,6 +20,7 @@ from . import exports, intake, runstate, throttle
 from .demo import demo_url
 from .forms import SubmissionForm
 from .models import Submission
+from .redaction import public
 from .throttle import client_ip
 
 SESSION_KEY = "my_submissions"
@@ -113,7 +114,7 @@ def submission_json_data(sub: Submission) -> dict:
         "error": sub.error or None,
         "log_tail": sub.log_tail or None,
         "probes_pending": sub.probes_pending,
-        "data": sub.data,
+        "data": public(sub.data),  # an operator's data directory: its name, not its path
         "limit": sub.limit,
         "created": sub.created.isoformat(timespec="seconds"),
         "finished": sub.finished.isoformat(timespec="seconds") if sub.finished else None,

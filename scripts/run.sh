@@ -9,9 +9,12 @@ HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 BIN=$(dirname "$PY")
 mkdir -p var/log
-# The offline demo checkpoint is served by this site on 127.0.0.1: allow that host for
-# checkpoint downloads unless the operator chose the allow-list.
-export CHECKPOINT_ALLOWED_HOSTS=${CHECKPOINT_ALLOWED_HOSTS-127.0.0.1,localhost}
+# The offline demo checkpoint is served by this site: allow exactly its host and port for
+# checkpoint downloads, unless the operator chose the allow-list. A bare 127.0.0.1 would
+# allow only ports 80 and 443; "127.0.0.1:*" would open every local service (Redis,
+# PostgreSQL) to a submitted URL.
+export CHECKPOINT_ALLOWED_HOSTS=${CHECKPOINT_ALLOWED_HOSTS-127.0.0.1:$PORT,localhost:$PORT,$HOST:$PORT}
+DEMO_URL="http://$HOST:$PORT/media/demo/demo-tiny-llama.tar.gz"
 
 "$BIN/celery" -A config worker --loglevel=INFO --concurrency=1 -n "eval@%h" \
     --queues="${WORKER_QUEUES:-eval,latency.local-cpu}" \
@@ -26,6 +29,7 @@ echo "Workers started: evaluation (pid $WORKER, log var/log/worker.log) and hous
 echo "(pid $HOUSEKEEPING, log var/log/housekeeping.log: the watchdog)."
 echo "The leaderboard is at http://$HOST:$PORT/  (Ctrl-C stops the site and the workers)"
 echo "Try a submission: http://$HOST:$PORT/submit/ offers a demo checkpoint served by this site."
+echo "Or from a terminal: $PY manage.py evaluate $DEMO_URL"
 "$BIN/gunicorn" config.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 \
     --access-logfile - --error-logfile - &
 WEB=$!

@@ -11,7 +11,7 @@ def test_a_user_submits_watches_progress_and_finds_the_row(
     live_server, transactional_db, chromium_path, redis_url, served, settings, tmp_path
 ):
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    settings.CHECKPOINT_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.CHECKPOINT_ALLOWED_HOSTS = [f"127.0.0.1:{served.app.port}"]  # that server only
     settings.EVAL_DATA = "sample"
     DeviceProfile.objects.filter(reported=False).update(active=False)
     with celery_worker(redis_url, tmp_path, "eval,default"), chromium_page(chromium_path) as page:

@@ -45,7 +45,7 @@ from tests.httpserver import App, redirect, respond, running
 # The fake Hub below is reached through huggingface_hub, which HF_HUB_OFFLINE=1 would stop.
 pytestmark = pytest.mark.usefixtures("hub_online")
 
-ALLOW = ["127.0.0.1"]
+ALLOW: list[str] = []  # the test server's own host and port: set by the app fixture
 QUICK = Limits(connect_timeout=2, read_timeout=5)
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 FAKE_DNS = {
@@ -87,6 +87,7 @@ def stalls(h: BaseHTTPRequestHandler) -> None:
 @pytest.fixture(scope="session")
 def app():
     with running(App()) as app:
+        ALLOW[:] = [f"127.0.0.1:{app.port}"]
         yield app
 
 
@@ -381,7 +382,7 @@ def test_it_refuses_a_redirect_to_the_metadata_address_or_a_private_network(
     app, dest, network, location
 ):
     app.routes["/to-private.tar.gz"] = redirect(location)
-    error = refused(app.url("/to-private.tar.gz"), dest, allowed_hosts=["127.0.0.1"])
+    error = refused(app.url("/to-private.tar.gz"), dest, allowed_hosts=ALLOW)
     assert "private" in str(error)
     assert network.connections == ["127.0.0.1"]  # the first hop only
 
@@ -396,7 +397,7 @@ def test_it_connects_to_the_vetted_address_and_sends_the_hostname(app, tiny, des
     answers = iter([["127.0.0.1"]])  # a second lookup would get 10.0.0.1 (DNS rebinding)
     network.dns["rebind.test"] = lambda: next(answers, ["10.0.0.1"])
     url = app.serve(model_tar(files_of(tiny))).replace("127.0.0.1", "rebind.test")
-    get(url, dest, allowed_hosts=["127.0.0.0/8"])
+    get(url, dest, allowed_hosts=[f"127.0.0.0/8:{app.port}"])
     assert network.lookups.count("rebind.test") == 1
     assert app.requests[-1][1]["Host"] == f"rebind.test:{app.port}"
 
@@ -446,7 +447,9 @@ def test_it_marks_a_refused_connection_transient(dest):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    error = refused(f"http://127.0.0.1:{port}/model.tar.gz", dest, allowed_hosts=ALLOW)
+    error = refused(
+        f"http://127.0.0.1:{port}/model.tar.gz", dest, allowed_hosts=[f"127.0.0.1:{port}"]
+    )
     assert "connection to 127.0.0.1 failed" in str(error)
     assert error.transient
 
@@ -499,17 +502,17 @@ def test_it_verifies_the_certificate_against_the_hostname_not_the_address(
     app, cert = tls_server
     monkeypatch.setattr(safehttp, "tls_context", lambda: ssl.create_default_context(cafile=cert))
     url = f"https://models.test:{app.port}/model.tar.gz"
-    assert get(url, dest, allowed_hosts=["models.test"]).sha256 == content_hash(tiny)
+    assert get(url, dest, allowed_hosts=[f"models.test:{app.port}"]).sha256 == content_hash(tiny)
     assert app.sni[-1] == "models.test"
     other = url.replace("models.test", "cdn.test")
-    error = refused(other, dest.with_name("m2"), allowed_hosts=["cdn.test"])
+    error = refused(other, dest.with_name("m2"), allowed_hosts=[f"cdn.test:{app.port}"])
     assert "the TLS certificate of cdn.test is not valid" in str(error)
 
 
 def test_it_refuses_certificates_it_cannot_verify(tls_server, dest):
     app, _ = tls_server
     url = f"https://models.test:{app.port}/model.tar.gz"
-    error = refused(url, dest, allowed_hosts=["models.test"])
+    error = refused(url, dest, allowed_hosts=[f"models.test:{app.port}"])
     assert "the TLS certificate of models.test is not valid" in str(error)
     assert not error.transient
 

@@ -10,10 +10,10 @@ from leaderboard.models import DeviceProfile, LatencyResult, Submission
 
 
 @pytest.fixture
-def site(settings, tmp_path):
+def site(settings, tmp_path, served):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.WORK_DIR = tmp_path / "work"
-    settings.CHECKPOINT_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.CHECKPOINT_ALLOWED_HOSTS = [f"127.0.0.1:{served.app.port}"]  # that server only
     settings.EVAL_DATA = "sample"
     settings.SITE_URL = "http://127.0.0.1:8000"
     DeviceProfile.objects.filter(reported=False).update(active=False)
@@ -55,6 +55,23 @@ def test_evaluate_runs_the_pipeline_in_the_foreground_and_prints_the_page(db, si
         stdout=again,
     )
     assert "Already submitted" in again.getvalue() and Submission.objects.count() == 1
+
+
+def test_evaluate_runs_the_demo_make_run_prints_with_no_allow_list_set(db, site, tmp_path):
+    from leaderboard.demo import build_demo
+    from tests.httpserver import App, running
+
+    site.CHECKPOINT_ALLOWED_HOSTS = []  # what a fresh terminal has
+    build_demo()
+    # The site serves MEDIA_ROOT (tmp_path / "media") at /media/, as `make run` does.
+    with running(App(root=tmp_path)) as app:
+        url = app.url("/media/demo/demo-tiny-llama.tar.gz")
+        call_command("evaluate", url, "--tasks", "arc_easy", "--limit", "5", stdout=StringIO())
+        assert Submission.objects.get().status == "done"
+        # Exactly the demo: another file on the same loopback port is still refused.
+        (tmp_path / "media" / "other.tar.gz").write_bytes(b"x")
+        with pytest.raises(CommandError, match="private, loopback"):
+            call_command("evaluate", app.url("/media/other.tar.gz"), stdout=StringIO())
 
 
 def test_evaluate_refuses_a_bad_url_with_its_reason(db, site):

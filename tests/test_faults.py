@@ -22,9 +22,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def site(settings, tmp_path, transactional_db):
+def site(settings, tmp_path, transactional_db, served):
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    settings.CHECKPOINT_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.CHECKPOINT_ALLOWED_HOSTS = [f"127.0.0.1:{served.app.port}"]  # that server only
     settings.EVAL_DATA = "sample"
     DeviceProfile.objects.filter(reported=False).update(active=False)
     return settings

@@ -525,10 +525,10 @@ def test_a_get_on_the_api_gets_a_json_error(rows):
 
 
 @pytest.fixture
-def worker(db, settings, tmp_path, monkeypatch):
+def worker(db, settings, tmp_path, monkeypatch, served):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.WORK_DIR = tmp_path / "work"
-    settings.CHECKPOINT_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.CHECKPOINT_ALLOWED_HOSTS = [f"127.0.0.1:{served.app.port}"]  # that server only
     settings.EVAL_DATA = "sample"
 
     def evaluate(*args, **kwargs):  # an accepted checkpoint fails fast, and visibly
@@ -667,6 +667,41 @@ def plain_tiny(model, path):
     tarball(path, model)
 
 
+def config_with(**changes) -> Callable[[Path, Path], None]:
+    def build(model, path):
+        edit_json(model / "config.json", **changes)
+        tarball(path, model)
+
+    return build
+
+
+def weights_changed(change) -> Callable[[Path, Path], None]:
+    def build(model, path):
+        from safetensors.torch import load_file, save_file
+
+        tensors = load_file(model / "model.safetensors")
+        change(tensors)
+        save_file(tensors, model / "model.safetensors", metadata={"format": "pt"})
+        tarball(path, model)
+
+    return build
+
+
+def file_then_folder(model, path):
+    def extra(tar):
+        add_bytes(tar, "merges.txt", b"a file")
+        add_bytes(tar, "merges.txt/vocab.json", b"and now a folder")
+
+    tarball(path, model, extra)
+
+
+def token_id_past_the_embedding(model, path):
+    doc = json.loads((model / "tokenizer.json").read_text())
+    doc["model"]["vocab"]["zzzz"] = 99999
+    (model / "tokenizer.json").write_text(json.dumps(doc))
+    tarball(path, model)
+
+
 CHECKPOINT_CASES = [
     pytest.param(with_symlink, {}, "'tiny/vocab.json': a link", id="tar-symlink"),
     pytest.param(with_hardlink, {}, "'tiny/merges.txt': a link", id="tar-hardlink"),
@@ -721,6 +756,93 @@ CHECKPOINT_CASES = [
         {"CHECKPOINT_MAX_BYTES": 4 * 1024**2},
         "the archive expands past the 4.0 MiB limit",
         id="gzip-bomb",
+    ),
+    pytest.param(
+        gzip_bomb,
+        {"CHECKPOINT_MAX_RATIO": 50},
+        "the member 'tiny/zeros.txt' expands more than 50 times its compressed size",
+        id="compression-ratio-bomb",
+    ),
+    # Measurement integrity (issue 8): the config must describe the weights, no weight is
+    # random-initialised or non-finite, no key picks code, tokenizers are capped.
+    pytest.param(
+        config_with(num_hidden_layers=200),
+        {},
+        "config.json asks for 200 layers; the weights hold 2",
+        id="config-asks-for-200-layers",
+    ),
+    pytest.param(
+        config_with(hidden_size=16384, intermediate_size=65536),
+        {},
+        "model.embed_tokens.weight has shape [512, 64] in the weights but config.json makes "
+        "it [512, 16384]",
+        id="config-asks-for-54-gb",
+    ),
+    pytest.param(
+        weights_changed(lambda t: t.pop("model.layers.0.self_attn.v_proj.weight")),
+        {},
+        "the weights lack model.layers.0.self_attn.v_proj.weight",
+        id="missing-weight",
+    ),
+    pytest.param(
+        weights_changed(lambda t: t.update(extra=t["model.norm.weight"].clone())),
+        {},
+        "the weights hold extra, which a llama model with this config.json has no place for",
+        id="unexpected-weight",
+    ),
+    pytest.param(
+        plain_tiny,
+        {"CHECKPOINT_MAX_PARAMS": 10_000},
+        "over this site's limit of 10,000",
+        id="over-parameter-limit",
+    ),
+    pytest.param(
+        weights_changed(lambda t: t["model.norm.weight"].__setitem__(0, float("nan"))),
+        {},
+        "model.norm.weight holds NaN or infinite values",
+        id="nan-weight",
+    ),
+    pytest.param(
+        weights_changed(lambda t: t["model.embed_tokens.weight"].__setitem__(7, float("inf"))),
+        {},
+        "model.embed_tokens.weight holds NaN or infinite values",
+        id="inf-weight",
+    ),
+    pytest.param(
+        config_with(_attn_implementation="kernels-community/flash-attn"),
+        {},
+        "picks its own implementation (_attn_implementation: 'kernels-community/flash-attn')",
+        id="attention-kernel-from-the-hub",
+    ),
+    pytest.param(
+        config_with(quantization_config={"quant_method": "bitsandbytes", "load_in_4bit": True}),
+        {},
+        "has a quantization_config (quant_method 'bitsandbytes')",
+        id="quantization-backend",
+    ),
+    pytest.param(
+        config_with(use_kernels=True),
+        {},
+        "asks for kernels (use_kernels)",
+        id="hub-kernels",
+    ),
+    pytest.param(
+        plain_tiny,
+        {"CHECKPOINT_MAX_TOKENIZER_BYTES": 4096},
+        "over this site's 4.0 KiB limit for tokenizer files",
+        id="oversized-tokenizer",
+    ),
+    pytest.param(
+        file_then_folder,
+        {},
+        "'merges.txt/vocab.json': a file and a folder share its path",
+        id="member-is-a-file-then-a-folder",
+    ),
+    pytest.param(
+        token_id_past_the_embedding,
+        {},
+        "the tokenizer has token id 99999 but the model embeds only 512",
+        id="token-id-past-the-embedding",
     ),
 ]
 

@@ -118,7 +118,7 @@ def test_a_worker_on_a_profiles_own_queue_runs_its_probes(
     itself and stores the measurement."""
     from leaderboard import runstate
 
-    settings.CHECKPOINT_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.CHECKPOINT_ALLOWED_HOSTS = [f"127.0.0.1:{served.app.port}"]  # that server only
     url = f"{served.url}/tiny.tar.gz"
     sub, _ = intake.create_submission(intake.resolve_source(url), url, "Probe me", enqueue=False)
     entry = make_entry("Probe me")

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def site(settings, tmp_path):
+def site(settings, tmp_path, served):
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    settings.CHECKPOINT_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.CHECKPOINT_ALLOWED_HOSTS = [f"127.0.0.1:{served.app.port}"]  # that server only
     settings.EVAL_DATA = "sample"
     DeviceProfile.objects.update_or_create(
         slug="local-cpu",

@@ -3,8 +3,10 @@ task functions called directly (the worker wiring is tested in test_submission_w
 
 import io
 import json
+import shutil
 import tarfile
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -15,10 +17,11 @@ from leaderboard.models import Entry, EvaluationRun, Submission, TaskScore
 
 
 @pytest.fixture
-def site(settings, tmp_path):
+def site(settings, tmp_path, served):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.WORK_DIR = tmp_path / "work"
-    settings.CHECKPOINT_ALLOWED_HOSTS = ["127.0.0.1"]
+    # The test server's port, and 443 for the https://127.0.0.1/ URLs only ever queued.
+    settings.CHECKPOINT_ALLOWED_HOSTS = [f"127.0.0.1:{served.app.port}", "127.0.0.1"]
     settings.EVAL_DATA = "sample"
     return settings
 
@@ -161,6 +164,54 @@ def test_the_worker_rejects_hostile_archives_with_a_clear_message(
     assert not any(site.WORK_DIR.glob("**/evil*"))
 
 
+def test_a_member_that_is_a_file_and_then_a_folder_is_rejected_not_a_crash(db, site, served):
+    # Both names are files a model keeps, so both are written (others are skipped unread).
+    members = {"config.json": b"{}", "config.json/tokenizer.json": b"{}"}
+    sub = submission_for(f"{served.url}/{archive(served.root, 'file-dir.tar.gz', members)}")
+    assert pipeline.run(sub.pk) == "rejected"
+    sub.refresh_from_db()
+    assert "'config.json/tokenizer.json': a file and a folder share its path" in sub.error
+    assert "Traceback" not in sub.log_tail
+
+
+def test_a_crashing_run_shows_no_traceback_or_server_path_in_public(client, db, site, served):
+    # A data directory that is not there: the evaluation raises an error quoting its path.
+    site.EVAL_DATA = str(site.WORK_DIR.parent / "no-such-data")
+    sub = submission_for(f"{served.url}/tiny.tar.gz")
+    assert pipeline.run(sub.pk) == "failed"
+    sub.refresh_from_db()
+    assert "Traceback" in sub.operator_log and str(site.WORK_DIR.parent) in sub.operator_log
+    assert "no-such-data" in sub.error  # the message still says what went wrong
+    server_paths = [str(site.WORK_DIR.parent), str(Path(pipeline.__file__).parent.parent)]
+    for page in (f"/submissions/{sub.pk}/", f"/submissions/{sub.pk}.json"):
+        body = client.get(page).content.decode()
+        assert sub.name in body or '"id"' in body
+        assert "Traceback" not in body and 'File "' not in body
+        assert not [p for p in server_paths if p in body], body
+
+
+def test_a_model_whose_first_logits_are_not_finite_is_rejected_never_scored(
+    db, site, served, tiny_model_dir, tmp_path
+):
+    from safetensors.torch import load_file, save_file
+
+    model = Path(shutil.copytree(tiny_model_dir, tmp_path / "overflow"))
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": False}))
+    tensors = load_file(model / "model.safetensors")
+    tensors["model.norm.weight"].fill_(3e38)  # finite, and so is the head; their product not
+    tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"].clone().fill_(3e38)
+    save_file(tensors, model / "model.safetensors", metadata={"format": "pt"})
+    with tarfile.open(served.root / "overflow.tar.gz", "w:gz") as tar:
+        tar.add(model, arcname="overflow")
+    sub = submission_for(f"{served.url}/overflow.tar.gz")
+    assert pipeline.run(sub.pk) == "rejected"
+    sub.refresh_from_db()
+    assert "first forward pass gives non-finite logits" in sub.error
+    assert not EvaluationRun.objects.exists() and not TaskScore.objects.exists()
+    assert not Entry.objects.exists()
+
+
 def test_a_missing_file_is_rejected_not_retried(db, site, served):
     sub = submission_for(f"{served.url}/nothing-here.tar.gz")
     assert pipeline.run(sub.pk) == "rejected"
@@ -222,6 +273,7 @@ def test_a_hub_revision_is_pinned_to_its_commit_at_submission(client, db, site, 
     hub.routes[f"/api/models/org/tiny/revision/{commit}"] = answer
     with running(hub):
         site.HF_ENDPOINT = hub.url()
+        site.CHECKPOINT_ALLOWED_HOSTS = [*site.CHECKPOINT_ALLOWED_HOSTS, f"127.0.0.1:{hub.port}"]
         response = post(client, "org/tiny")
         assert response.status_code == 302, response.content.decode()[-2000:]
         sub = Submission.objects.get()

@@ -34,7 +34,7 @@ def worker_env(redis_url: str, tmp_path: Path, **extra: str) -> dict:
     env.update(
         DATABASE_URL=worker_database_url(),
         REDIS_URL=redis_url,
-        CHECKPOINT_ALLOWED_HOSTS="127.0.0.1",
+        CHECKPOINT_ALLOWED_HOSTS=",".join(settings.CHECKPOINT_ALLOWED_HOSTS),  # the test's
         EVAL_DATA="sample",
         WORK_DIR=str(tmp_path / "work"),
         MEDIA_ROOT=str(settings.MEDIA_ROOT),

@@ -4,6 +4,8 @@
 - hub: a Hub revision pinned to its commit, its files listed (HfApi) and downloaded;
 - archive: an archive downloaded and extracted under budgets and member checks;
 - inspection: config.json and the safetensors headers checked, nothing allocated;
+- skeleton: the weights matched to the model config.json describes, built on meta;
+- values: every weight finite (read a slice at a time, after the size checks);
 - files: what a model directory keeps, and its content hash.
 
 fetch() runs them in a temp dir beside `dest` and moves the model into place only once every
@@ -21,9 +23,9 @@ from pathlib import Path
 
 from evaluator.safehttp import Allowed, CheckpointError, Limits
 
-from . import archive, hub
+from . import archive, hub, values
 from .files import NEEDED_FILES, PICKLES_REFUSED, content_hash, hash_of, is_needed
-from .inspection import ModelInfo, inspect, read_safetensors_header
+from .inspection import ModelInfo, inspect, read_safetensors_header, weight_files
 from .source import HUB_ENDPOINT, Source, parse_source
 
 __all__ = ["CheckpointError", "Fetched", "Limits", "ModelInfo", "Source", "content_hash"]
@@ -107,7 +109,9 @@ def fetch(
             model_dir, hashes = archive.fetch_archive(source, work, allowed, limits, ticker)
         else:
             raise ValueError(f"unknown source kind {source.kind!r}")
-        info = inspect(model_dir)
+        info = inspect(model_dir, limits)
+        ticker.check()
+        values.check_finite(weight_files(model_dir))
         files = sorted(p.name for p in model_dir.iterdir())
         size = sum((model_dir / name).stat().st_size for name in files)
         ticker.check()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote
@@ -128,6 +129,7 @@ def fetch_files(source, work: Path, endpoint, allowed, limits, token, ticker) ->
     model_dir.mkdir()
     auth = {"Authorization": f"Bearer {token}"} if token else {}
     hashes = {}
+    deadline = time.monotonic() + limits.deadline_s  # one deadline for all the files
     for f in wanted:
         url = f"{endpoint}/{source.repo_id}/resolve/{commit}/{quote(f.name)}"
         with open(model_dir / f.name, "xb") as out:
@@ -139,6 +141,7 @@ def fetch_files(source, work: Path, endpoint, allowed, limits, token, ticker) ->
                 max_bytes=limits.max_download_bytes - ticker.done,
                 headers=auth,
                 tick=ticker,
+                deadline=deadline,
             )
         expected = got.linked_sha256 or f.sha256
         if expected and expected != got.sha256:

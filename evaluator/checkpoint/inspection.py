@@ -11,8 +11,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluator.safehttp import CheckpointError, human_bytes
+from evaluator.safehttp import CheckpointError, Limits, human_bytes
 
+from . import skeleton, tokenizer
+from .codekeys import refuse_code_keys
 from .files import PICKLE_SUFFIXES, PICKLES_REFUSED, SAFETENSORS
 
 # safetensors dtype → (bytes per element, torch name)
@@ -43,15 +45,17 @@ class ModelInfo:
     layer_sharing: dict | None  # config.json "layer_sharing", passed through
 
 
-def inspect(model_dir: Path) -> ModelInfo:
+def inspect(model_dir: Path, limits: Limits | None = None) -> ModelInfo:
     """Check that model_dir is a loadable, safe causal LM and describe it; no tensor data read.
 
     params_total counts every parameter once (a stored copy of a tied head is the embedding
-    again). params_non_embedding leaves out the token embeddings, learned position
+    again) and is the count that loading will build (see skeleton.check).
+    params_non_embedding leaves out the token embeddings, learned position
     embeddings and an untied output head, as MobileLLM and the scaling-law papers count.
     """
-    model_dir = Path(model_dir)
+    model_dir, limits = Path(model_dir), limits or Limits()
     raw = _read_json(model_dir / "config.json")
+    tokenizer.check_sizes(model_dir, limits.max_tokenizer_bytes)
     for name, doc in [
         ("config.json", raw),
         ("tokenizer_config.json", _tokenizer_config(model_dir)),
@@ -66,6 +70,7 @@ def inspect(model_dir: Path) -> ModelInfo:
                 f"{name} asks for remote code (trust_remote_code), which is never run here: "
                 "remove the key and use an architecture that transformers ships"
             )
+        refuse_code_keys(name, doc)
     model_type, architecture = _causal_lm_type(raw)
     from transformers import AutoConfig
 
@@ -77,15 +82,17 @@ def inspect(model_dir: Path) -> ModelInfo:
     layers = [getattr(text, k, None) for k in ("num_hidden_layers", "n_layer", "num_layers")]
     vocab = getattr(text, "vocab_size", 0)
     tied = bool(getattr(text, "tie_word_embeddings", getattr(config, "tie_word_embeddings", True)))
-    total, non_embedding, dtype = _count_params(_weights(model_dir), tied, vocab, model_type)
+    tensors = weight_headers(model_dir)
+    _, non_embedding, dtype = _count_params(tensors, tied, vocab, model_type)
+    plan = skeleton.check(config, tensors, limits.max_params)
     sharing = raw.get("layer_sharing")
     if sharing is not None and not isinstance(sharing, dict):
         raise CheckpointError('config.json "layer_sharing" must be an object or absent')
-    _check_tokenizer(model_dir, vocab)
+    tokenizer.check(model_dir, vocab)
     return ModelInfo(
         model_type=model_type,
         architecture=architecture,
-        params_total=total,
+        params_total=plan.params,
         params_non_embedding=non_embedding,
         layers=next((n for n in layers if isinstance(n, int)), 0),
         hidden_size=getattr(text, "hidden_size", 0),
@@ -189,7 +196,15 @@ def _causal_lm_type(raw: dict) -> tuple[str, str]:
     return model_type, causal
 
 
-def _weights(model_dir: Path) -> Tensors:
+def weight_files(model_dir: Path) -> list[Path]:
+    """The safetensors files transformers would load (after inspect() accepted the folder)."""
+    if (model_dir / "model.safetensors").is_file():
+        return [model_dir / "model.safetensors"]
+    weight_map = _read_json(model_dir / "model.safetensors.index.json")["weight_map"]
+    return [model_dir / shard for shard in sorted(set(weight_map.values()))]
+
+
+def weight_headers(model_dir: Path) -> Tensors:
     """The tensors transformers would load: model.safetensors, else the indexed shards."""
     if (model_dir / "model.safetensors").is_file():
         return read_safetensors_header(model_dir / "model.safetensors")
@@ -258,23 +273,3 @@ def read_safetensors_header(path: Path) -> Tensors:
         why = "truncated" if covered > size - 8 - length else "corrupted (trailing bytes)"
         raise CheckpointError(f"{name} is {why}: re-upload the file")
     return tensors
-
-
-def _check_tokenizer(model_dir: Path, vocab_size: int) -> None:
-    has = [(model_dir / n).is_file() for n in ("tokenizer.json", "tokenizer.model", "vocab.json")]
-    if not (has[0] or has[1] or (has[2] and (model_dir / "merges.txt").is_file())):
-        raise CheckpointError(
-            "missing tokenizer: include tokenizer.json (or tokenizer.model, or vocab.json and "
-            "merges.txt) and tokenizer_config.json beside config.json"
-        )
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
-    except Exception as exc:  # a broken tokenizer can fail in many ways; say which
-        why = f"{type(exc).__name__}: {str(exc)[:200]}"
-        raise CheckpointError(f"the tokenizer does not load ({why}): fix its files") from None
-    if len(tokenizer) > vocab_size:
-        raise CheckpointError(
-            f"the tokenizer has {len(tokenizer)} tokens but the model embeds only {vocab_size}"
-        )

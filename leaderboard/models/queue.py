@@ -57,7 +57,9 @@ class Submission(models.Model):
     task_name = models.CharField(max_length=64, blank=True)
     task_fraction = models.FloatField(default=0)
     error = models.TextField(blank=True)
-    log_tail = models.TextField(blank=True)
+    log_tail = models.TextField(blank=True)  # public, like error: see leaderboard/redaction.py
+    # The same log with tracebacks and server paths, for operators (the admin) only.
+    operator_log = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     celery_task_id = models.CharField(max_length=64, blank=True)
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('leaderboard', '0006_probes_and_choices'),
+        ('leaderboard', '0007_submission_operator_log'),
     ]
 
     operations = [
