@@ -251,6 +251,11 @@ EVAL_LIMIT = envint("EVAL_LIMIT", 0) or None
 EVAL_DEVICE = os.getenv("EVAL_DEVICE", "") or None  # default: CUDA when there is one
 EVAL_DTYPE = os.getenv("EVAL_DTYPE", "float32")
 EVAL_BATCH_SIZE = envint("EVAL_BATCH_SIZE", 0) or None
+# "fast": our prefix-sharing lm-eval model type hf-trie (evaluator/engine; the same numbers
+# as stock, tests/test_parity.py); "stock": lm-eval's own HFLM.
+EVAL_ENGINE = os.getenv("EVAL_ENGINE", "fast")
+if EVAL_ENGINE not in ("fast", "stock"):
+    raise ValueError(f"EVAL_ENGINE must be fast or stock, not {EVAL_ENGINE!r}")
 # A running submission whose heartbeat is older than this is taken to have lost its worker.
 HEARTBEAT_STALE_S = envint("HEARTBEAT_STALE_S", 300)
 # A pending submission enqueued longer ago than this is enqueued again (a lost message).

@@ -178,6 +178,7 @@ def _run(sub: Submission, workdir: Path, beat: runstate.Beat) -> str:
         batch_size=settings.EVAL_BATCH_SIZE,
         progress=beat.evaluation,
         should_stop=beat.should_stop,
+        engine=settings.EVAL_ENGINE,
     )
     runstate.with_db_retry(store, sub, entry, result)
     sub.entry = entry
