@@ -1,11 +1,15 @@
 """Parity: our evaluate() gives what stock lm-eval gives, request by request.
 
-This guards every change to the evaluation engine. The stock side is lm-eval's own entry
-point with a model path, as a user would run it (`lm_eval --model hf --model_args
-pretrained=DIR,dtype=float32 --include_path <generated yamls> --tasks ...`): all tasks in one
-call, lm-eval loading the model itself. Ours loads the model through evaluator.modeling,
-runs task by task, and reports progress. Every logged request must agree within 1e-4 in
-log-likelihood, and every metric must agree.
+This guards every change to the evaluation engine, for both engines (hf-trie, the default,
+and stock HFLM) and for four architectures: the project's tiny Llama (rotary positions), a
+tiny GPT-2 (learned absolute positions, Conv1D), a tiny GPT-NeoX (partial rotary, parallel
+residual) and a layer-sharing Llama. The stock side is lm-eval's own entry point with a model
+path, as a user would run it (`lm_eval --model hf --model_args pretrained=DIR,dtype=float32
+--include_path <generated yamls> --tasks ...`): all tasks in one call, lm-eval loading the
+model itself. Transformers knows nothing of layer sharing, so for that model stock HFLM is
+handed the model our loader built. Ours loads the model through evaluator.modeling, runs task
+by task, and reports progress. Every logged request must agree within 1e-4 in
+log-likelihood, with the same greedy flag, and every metric must agree.
 
 PARITY_DATA=hub|sample|DIR (default: sample) runs the same check on other data, e.g. on an
 exported full benchmark on a machine with time to spare.
@@ -20,23 +24,37 @@ import torch
 
 from evaluator import datasource
 from evaluator.harness import CPU_BATCH_SIZE, TASKS, evaluate
-from evaluator.tinymodel import build_tiny_model
+from evaluator.modeling import load_model
+from evaluator.tinymodel import TinySpec, build_tiny_model
 
 DATA = os.environ.get("PARITY_DATA", "sample")
 LL_TOLERANCE = 1e-4
+MODELS = {
+    "llama": TinySpec(),
+    "gpt2": TinySpec(arch="gpt2", hidden=64, heads=4, kv_heads=4, ffn=128),
+    "gpt_neox": TinySpec(arch="gpt_neox", hidden=64, heads=4, kv_heads=4, ffn=128),
+    "llama-shared": TinySpec(layers=2, share_repeats=2, seed=3),
+}
+CASES = [("llama", "fast"), ("llama", "stock"), ("gpt2", "fast"), ("gpt_neox", "fast"),
+         ("llama-shared", "fast")]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+@pytest.fixture(scope="module", params=CASES, ids=["-".join(c) for c in CASES])
+def runs(request, tmp_path_factory):
     import lm_eval
+    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
+    arch, engine = request.param
     # Speed only: a 64-wide model is many times faster on one thread than on several.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    model_dir = build_tiny_model(tmp_path_factory.mktemp("tiny"))
+    model_dir = build_tiny_model(tmp_path_factory.mktemp(arch), MODELS[arch])
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    ours = evaluate(model_dir, data=DATA, device=device, batch_size=CPU_BATCH_SIZE)
+    ours = evaluate(model_dir, data=DATA, device=device, batch_size=CPU_BATCH_SIZE, engine=engine)
+    assert ours.provenance["engine"]["name"] == engine
+    if engine == "fast":  # the fast path ran, not its fallback
+        assert all(c["fallback_requests"] == 0 for c in ours.provenance["cost"].values())
 
     source = datasource.resolve(DATA)
     if source.kind == "hub":
@@ -46,9 +64,14 @@ def runs(tmp_path_factory):
         # built-in tasks as well (what --include_path does) would only cost seconds.
         yamls = source.write_yamls(TASKS, tmp_path_factory.mktemp("yamls"))
         manager = TaskManager(include_path=str(yamls), include_defaults=False)
+    if MODELS[arch].share_repeats > 1:
+        model, tokenizer = load_model(model_dir, device=device)
+        model_args = {"model": HFLM(pretrained=model, tokenizer=tokenizer,
+                                    batch_size=CPU_BATCH_SIZE)}  # fmt: skip
+    else:
+        model_args = {"model": "hf", "model_args": f"pretrained={model_dir},dtype=float32"}
     stock = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=f"pretrained={model_dir},dtype=float32",
+        **model_args,
         tasks=[source.run_name(t) for t in TASKS],
         task_manager=manager,
         num_fewshot=0,
