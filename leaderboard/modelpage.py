@@ -70,6 +70,7 @@ def _run(run: EvaluationRun, scores: list) -> dict:
         "avg": rounded(percent(run.avg), 4),
         "paper_tables": [{"table": p.table, "group": p.group} for p in run.paper_rows.all()],
         "details": run.provenance,
+        "cost": None if reported else run_cost(run.provenance or {}),
         "samples_url": run.samples_file.url if run.samples_file else None,
         "scores": [
             {
@@ -83,6 +84,30 @@ def _run(run: EvaluationRun, scores: list) -> dict:
             }
             for s in scores
         ],
+    }
+
+
+def run_cost(provenance: dict) -> dict | None:
+    """What an evaluation cost: the engine, the machine and, per task, wall time, requests
+    and tokens through the model (recorded by evaluator.harness since the hf-trie engine;
+    None for runs that predate it)."""
+    per_task = provenance.get("cost")
+    if not per_task:
+        return None
+    engine = provenance.get("engine") or {}
+    hardware = provenance.get("hardware") or {}
+    total = {k: sum(t.get(k) or 0 for t in per_task.values())
+             for k in ("wall_s", "requests", "tokens_forwarded", "tokens_padded")}  # fmt: skip
+    return {
+        "engine": engine.get("lm_eval_model") or engine.get("name"),
+        "engine_setting": engine.get("name"),
+        "engine_version": engine.get("version"),
+        "hardware": ", ".join(str(v) for v in (hardware.get("cpu"), provenance.get("device")) if v),
+        "cores": hardware.get("cores"),
+        "wall_s": round(provenance.get("wall_s") or total["wall_s"], 1),
+        "minutes": round((provenance.get("wall_s") or total["wall_s"]) / 60, 1),
+        **{k: total[k] for k in ("requests", "tokens_forwarded", "tokens_padded")},
+        "tasks": [{"task": task, **values} for task, values in per_task.items()],
     }
 
 

@@ -153,3 +153,10 @@ def test_the_model_json_carries_provenance_of_a_measured_run(client, db, site, s
     assert details["limit"] == 5 and details["dtype"] == "float32"
     assert {s["metric"] for s in run["scores"]} == {"acc", "acc_norm"}
     assert run["samples_url"].endswith(".jsonl.gz")
+    # What the run cost, and which engine produced the numbers (the default: hf-trie).
+    cost = run["cost"]
+    assert cost["engine"] == "hf-trie" and cost["engine_setting"] == "fast"
+    assert cost["requests"] == 10 and cost["tokens_padded"] > 0 and cost["wall_s"] > 0
+    assert [t["task"] for t in cost["tasks"]] == ["piqa"]
+    html = client.get(f"/models/{slug}/").content.decode()
+    assert "Evaluated in" in html and "engine <code>hf-trie</code>" in html
