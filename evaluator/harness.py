@@ -141,6 +141,23 @@ def _engine_info(engine: str) -> dict:
             "version": VERSION if engine == "fast" else None}  # fmt: skip
 
 
+def warm_up() -> float:
+    """Import what every evaluation needs and index lm-eval's tasks, once per process;
+    returns the seconds it took (logged)."""
+    import logging
+
+    started = time.perf_counter()
+    import lm_eval.evaluator  # noqa: F401
+    import transformers  # noqa: F401
+
+    import evaluator.engine  # noqa: F401  (torch, HFLM, our model type)
+
+    datasource.stock_task_manager()
+    took = time.perf_counter() - started
+    logging.getLogger(__name__).info("evaluation imports and task index ready in %.1f s", took)
+    return took
+
+
 def _benchmark_label(source: datasource.DataSource, limit) -> str:
     if source.kind == "sample":
         return "sample"

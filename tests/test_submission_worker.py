@@ -55,6 +55,10 @@ def test_a_submitted_archive_is_evaluated_by_a_worker_and_shown_everywhere(
     sub.refresh_from_db()
     assert sub.status == "done", (sub.error, sub.log_tail)
     assert sub.attempts == 1
+    # The eval worker warmed up before its pool forked (config/celery.py), and the run
+    # went through the default engine.
+    assert "evaluation imports and task index ready" in worker.log.read_text()
+    assert sub.run.provenance["engine"]["lm_eval_model"] == "hf-trie"
 
     run = sub.run
     assert (run.kind, run.benchmark, run.ranked) == ("measured", "sample", False)
