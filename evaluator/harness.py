@@ -134,11 +134,13 @@ def _make_lm(model, tokenizer, batch_size: int | str, tracker: _Tracker, engine:
     return lm
 
 
-def _engine_info(engine: str) -> dict:
+def _engine_info(engine: str, lm) -> dict:
     from evaluator.engine import ENGINES, VERSION
 
-    return {"name": engine, "lm_eval_model": ENGINES[engine],
-            "version": VERSION if engine == "fast" else None}  # fmt: skip
+    info = {"name": engine, "lm_eval_model": ENGINES[engine], "version": None}
+    if engine == "fast":  # the batch size does not apply: rows and forwards are by tokens
+        info.update(version=VERSION, row_tokens=lm.row_tokens, forward_tokens=lm.forward_tokens)
+    return info
 
 
 def warm_up() -> float:
@@ -302,7 +304,7 @@ def evaluate(
         "batch_size": batch_size,
         "device": device,
         "seeds": SEEDS,
-        "engine": _engine_info(engine),
+        "engine": _engine_info(engine, lm),
         "cost": cost,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_s": round(time.time() - started, 3),
