@@ -70,6 +70,8 @@ class TrieLM(HFLM):
             forward_tokens or (CUDA_FORWARD_TOKENS if cuda else CPU_FORWARD_TOKENS)
         )
         self.cost = Cost()
+        # Most causal LMs take logits_to_keep; for the rest the logits are selected after.
+        self._takes_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         self._unsupported: str | None = None
         self._checked = False
 
@@ -77,12 +79,11 @@ class TrieLM(HFLM):
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
         reason = self._why_not(requests)
+        self.cost.requests += len(requests)
         if reason is not None:
             self.cost.fallback_requests += len(requests)
             self.cost.reasons.add(reason)
-            self.cost.requests += len(requests)
             return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
-        self.cost.requests += len(requests)
         return self._packed(requests, self.cache_hook)
 
     def _why_not(self, requests) -> str | None:
@@ -157,7 +158,7 @@ class TrieLM(HFLM):
             position_ids=pos.to(device),
             use_cache=False,
         )
-        takes_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        takes_keep = self._takes_keep
         if takes_keep:
             kwargs["logits_to_keep"] = keep.to(device)
         with (
