@@ -1,14 +1,16 @@
-"""One measuring or evaluating process per host at a time (issue 14 item 7).
+"""No latency probe measures beside an evaluation on one host (issue 14 item 7).
 
 A latency figure taken while an evaluation runs on the same cores is noise (the same tiny
-model measured 0.45, 2.3 and 14.1 ms/token). So a probe and an evaluation each hold an
-exclusive `flock` on one file per host while they work; the workers that share the cores
-must name the same file (`HOST_LOCK_FILE`; compose mounts one volume into both containers).
+model measured 0.45, 2.3 and 14.1 ms/token). So both take a `flock` on one file per host
+while they work: a probe an exclusive one, an evaluation a shared one (evaluations may share
+the host with each other: two eval workers on one machine still run side by side). The
+workers that share the cores must name the same file (`HOST_LOCK_FILE`; compose mounts one
+volume into both containers).
 
 Probes go first: a probe takes seconds and a submission's status waits for it, while an
 evaluation takes minutes to hours. A waiting probe holds a shared lock on `<file>.probe`;
-an evaluation that gets the host lock while a probe waits lets go and tries again, so the
-probe gets the host between two evaluations instead of after the whole queue.
+an evaluation that gets the host while a probe waits lets go and tries again, so the probe
+gets the host as soon as the evaluations under way end, not after the whole queue.
 
 Plain Python, no Django. The lock is the kernel's: it goes away with its process, so a
 killed worker never leaves the host locked.
@@ -51,9 +53,10 @@ def hold(
 ) -> Iterator[float]:
     """Hold the host lock at path (nothing when path is empty); yields the seconds waited.
 
-    tick() runs every poll_s while waiting: the caller's heartbeat (so the watchdog does not
-    take a waiting worker for a dead one) and its cancellation check (tick may raise).
-    probe=True: a latency probe, which evaluations let go first."""
+    probe=True: alone on the host, before any evaluation that waits; otherwise beside other
+    evaluations. tick() runs every poll_s while waiting: the caller's heartbeat (so the
+    watchdog does not take a waiting worker for a dead one) and its cancellation check (tick
+    may raise)."""
     if not path:
         yield 0.0
         return
@@ -73,8 +76,9 @@ def hold(
         if probe:
             fcntl.flock(waiting, fcntl.LOCK_SH)  # "a probe is waiting": evaluations yield
         while True:
-            if _try(fd, fcntl.LOCK_EX):
-                # An evaluation goes ahead only if no probe waits (no shared holder).
+            if _try(fd, fcntl.LOCK_EX if probe else fcntl.LOCK_SH):
+                # An evaluation goes ahead only if no probe waits (no holder of the flag; two
+                # evaluations checking at once may both see one and try again: harmless).
                 if probe or _try(waiting, fcntl.LOCK_EX):
                     break
                 fcntl.flock(fd, fcntl.LOCK_UN)

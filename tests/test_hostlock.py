@@ -48,9 +48,12 @@ def release(proc) -> None:
     proc.wait(timeout=10)
 
 
-def test_a_second_process_waits_until_the_first_lets_go_and_beats_meanwhile(tmp_path):
+@pytest.mark.parametrize("first_kind, probe", [("evaluation", True), ("probe", False)])
+def test_a_probe_and_an_evaluation_wait_for_each_other_and_beat_meanwhile(
+    tmp_path, first_kind, probe
+):
     lock = tmp_path / "host.lock"
-    first = holder(lock)
+    first = holder(lock, first_kind)
     assert said(first).startswith("held")
     ticks = []
     try:
@@ -62,7 +65,7 @@ def test_a_second_process_waits_until_the_first_lets_go_and_beats_meanwhile(tmp_
                 if time.monotonic() - started > 1.0:
                     raise TimeoutError
 
-            with hostlock.hold(lock, tick=tick, poll_s=0.05):
+            with hostlock.hold(lock, tick=tick, probe=probe, poll_s=0.05):
                 pytest.fail("got the lock while another process held it")
         assert len(ticks) >= 5
     finally:
@@ -71,9 +74,22 @@ def test_a_second_process_waits_until_the_first_lets_go_and_beats_meanwhile(tmp_
         assert waited < 1.0  # free at once now that the holder is gone
 
 
+def test_evaluations_share_the_host_and_a_probe_waits_for_all_of_them(tmp_path):
+    lock = tmp_path / "host.lock"
+    first, second = holder(lock), holder(lock)
+    assert said(first).startswith("held") and said(second).startswith("held")
+    probe = holder(lock, "probe")
+    assert said(probe) == "waiting"
+    release(first)
+    time.sleep(0.3)
+    release(second)
+    assert said(probe).startswith("held")
+    release(probe)
+
+
 def test_a_waiting_probe_goes_before_a_waiting_evaluation(tmp_path):
     lock = tmp_path / "host.lock"
-    running = holder(lock)  # an evaluation holds the host
+    running = holder(lock, "probe")  # a probe measures
     assert said(running).startswith("held")
     evaluation = holder(lock)
     assert said(evaluation) == "waiting"  # queued first
