@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from evaluator import hostlock
 from leaderboard import latency
 from leaderboard.models import DeviceProfile, LatencyResult, Probe, Submission
 from tests.responses import body
@@ -113,3 +114,57 @@ def test_a_profile_without_threads_gets_the_cores_the_worker_may_use(db):
         os.sched_setaffinity(0, everything)
     profile.threads = 3
     assert latency.settings_for(profile).threads == 3
+
+
+def test_a_submission_cancelled_while_waiting_for_the_host_stops_waiting(db, tmp_path):
+    from evaluator import harness
+    from leaderboard import pipeline, runstate
+    from tests.factories import make_entry
+
+    sub = Submission.objects.create(
+        url="x", source_kind="archive", checkpoint_key="url:x", name="x", secret="s",
+        status=S.EVALUATING, attempts=1, entry=make_entry("Waiting"),
+    )  # fmt: skip
+    beat = runstate.Beat(sub.pk, attempt=1)
+    lock = tmp_path / "host.lock"
+    probing = holder(lock, "probe")
+    assert said(probing).startswith("held")
+    try:
+        runstate.cancel(sub.pk)
+        with pytest.raises(harness.Cancelled):
+            with hostlock.hold(lock, tick=lambda: pipeline._beat_or_stop(beat), poll_s=0.05):
+                pytest.fail("ran beside a probe")
+    finally:
+        release(probing)
+
+
+def test_scores_are_on_the_board_while_probing_and_latency_fills_in_when_it_answers(client, db):
+    from leaderboard import runstate
+    from tests.factories import make_entry, make_run
+
+    DeviceProfile.objects.update(active=False)  # local-cpu (migration 0003): one probe only
+    profile = DeviceProfile.objects.create(slug="board", name="Board", threads=1)
+    entry = make_entry("Early scores")
+    sub = Submission.objects.create(
+        url="x", source_kind="archive", checkpoint_key="url:x", name="x", secret="s",
+        status=S.EVALUATING, entry=entry, run=make_run(entry),
+    )  # fmt: skip
+    assert runstate.start_probing(sub) == S.PROBING
+
+    def board_row():
+        rows = json.loads(body(client.get("/leaderboard.json?profile=board")))["rows"]
+        return next(r for r in rows if r["slug"] == entry.slug)
+
+    row = board_row()
+    assert row["avg"]["value"] == 50.0 and row["latency"]["execute_ms"] is None
+    [probe] = Probe.objects.filter(submission=sub, profile=profile)
+    LatencyResult.objects.create(
+        entry=entry, profile=profile, kind="measured", execute_ms=2.5, decode_ms_p50=2.5,
+        decode_n=160, decode_stable=False, environment={"under_load": True},
+    )  # fmt: skip
+    assert board_row()["latency"]["execute_ms"] == 2.5
+    assert status(sub.pk).status == S.PROBING  # until the probe itself says it is done
+    runstate.finish_probe(probe.pk)
+    assert status(sub.pk).status == S.DONE
+    [shown] = json.loads(body(client.get(f"/models/{entry.slug}.json")))["latency"]
+    assert (shown["decode_stable"], shown["under_load"], shown["decode_n"]) == (False, True, 160)
