@@ -31,6 +31,7 @@ def settings_for(profile: DeviceProfile) -> probe.ProbeSettings:
         threads=profile.threads or hostlock.cores_available(),
         dtype=profile.dtype,
         runtime=profile.runtime,
+        budget_s=settings.PROBE_BUDGET_S,
     )
 
 
