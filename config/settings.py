@@ -265,6 +265,13 @@ MAX_ATTEMPTS = envint("MAX_ATTEMPTS", 3)
 # unreachable before giving up on that attempt.
 DB_RETRY_S = envint("DB_RETRY_S", 60)
 WORK_DIR = Path(os.getenv("WORK_DIR", VAR_DIR / "work"))
+# One file per host that latency probes and evaluations lock while they work, so that no
+# probe measures beside an evaluation (evaluator/hostlock.py). Every worker sharing the
+# host's cores must name the same file; empty turns the lock off (a probe host of its own).
+HOST_LOCK_FILE = os.getenv("HOST_LOCK_FILE", str(WORK_DIR / "host.lock"))
+# A probe's decode rounds go on until the median is stable or this many seconds have passed
+# (evaluator/latency_stats.py); the host is the probe's alone meanwhile, so evaluations wait.
+PROBE_BUDGET_S = envint("PROBE_BUDGET_S", 20)
 
 # Untrusted checkpoints (DESIGN §6).
 # host, host:port, host:*, [v6]:port or a CIDR: a bare entry allows ports 80 and 443 only.

@@ -49,6 +49,10 @@ class ProbeSettings:
     warmup: int = 2
     repeats: int = 5
     timeout_s: float = 600
+    # Decode rounds go on past `repeats` until the median's 95 % CI half-width is within
+    # this fraction of it, or budget_s seconds of decoding have passed (then: unstable).
+    stable_within: float = 0.05
+    budget_s: float = 20.0
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
@@ -63,6 +67,8 @@ class ProbeSettings:
             raise ValueError("warmup must be a non-negative integer")
         if not self.timeout_s > 0:
             raise ValueError("timeout_s must be positive")
+        if not self.stable_within >= 0 or not self.budget_s >= 0:
+            raise ValueError("stable_within and budget_s must not be negative")
 
 
 @dataclass
@@ -78,6 +84,12 @@ class ProbeResult:
     file_size_mb: float
     # Bytes one decode step must stream from memory: weights + KV cache at decode_depth.
     bytes_per_token: int
+    # The spread behind decode_ms_p50 (evaluator.latency_stats.spread).
+    decode_ms_min: float | None = None
+    decode_n: int | None = None
+    decode_cv: float | None = None
+    decode_rel_ci: float | None = None
+    stable: bool | None = None
     bandwidth_gb_s: float | None = None
     roofline_frac: float | None = None
     samples: dict[str, list[float]] = field(default_factory=dict)

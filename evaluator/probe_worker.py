@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from evaluator import latency_stats  # standard library only, like machine
 from evaluator.machine import cpu_model  # standard library only: safe before torch loads
 
 
@@ -37,8 +38,9 @@ def _ms_since(start_ns: int) -> float:
 
 
 def _timed_rounds(prefill, decode_round, settings: dict) -> tuple[list[float], list[float]]:
-    """The timing loop both runtimes share: warm-up, then `repeats` timed prefills and
-    `repeats` decode rounds of `decode_tokens` steps each (decode_round times its steps)."""
+    """The timing loop both runtimes share: warm-up, then `repeats` timed prefills and at
+    least `repeats` decode rounds of `decode_tokens` steps each (decode_round times its
+    steps), more until the median is stable or the budget ends (evaluator.latency_stats)."""
     for _ in range(settings["warmup"]):
         prefill()
         decode_round(min(4, settings["decode_tokens"]))
@@ -47,17 +49,16 @@ def _timed_rounds(prefill, decode_round, settings: dict) -> tuple[list[float], l
         start = time.perf_counter_ns()
         prefill()
         prefill_samples.append(_ms_since(start))
-    decode_samples = []
-    for _ in range(settings["repeats"]):
+    decode_samples: list[float] = []
+    within, budget_s = settings.get("stable_within", 0.0), settings.get("budget_s", 0.0)
+    deadline = time.monotonic() + budget_s
+    rounds = 0
+    while rounds < settings["repeats"] or (
+        time.monotonic() < deadline and not latency_stats.is_stable(decode_samples, within)
+    ):
         decode_samples += decode_round(settings["decode_tokens"])
+        rounds += 1
     return prefill_samples, decode_samples
-
-
-def _p90(values: list[float]) -> float:
-    if len(values) == 1:
-        return values[0]
-    # Linear interpolation between closest ranks, as numpy's default percentile does.
-    return statistics.quantiles(values, n=10, method="inclusive")[-1]
 
 
 def run_probe(model_dir: Path, settings: dict, threads: int) -> dict:
@@ -232,7 +233,7 @@ def _summary(
         "first_forward_ms": first_forward_ms,
         "prefill_ms": statistics.median(prefill_samples),
         "decode_ms_p50": decode_p50,
-        "decode_ms_p90": _p90(decode_samples),
+        **latency_stats.spread(decode_samples, environment["settings"].get("stable_within", 0)),
         "decode_tok_s": 1000 / decode_p50,
         "peak_rss_mb": _peak_rss_mb(),
         "file_size_mb": file_size_mb,

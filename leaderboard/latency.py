@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from evaluator import checkpoint
+from evaluator import checkpoint, hostlock
 from evaluator import latency as probe
 
 from . import pipeline, runstate
@@ -27,9 +27,11 @@ DEFAULT_PROFILE = "local-cpu"
 
 def settings_for(profile: DeviceProfile) -> probe.ProbeSettings:
     return probe.ProbeSettings(
-        threads=profile.threads or os.cpu_count() or 1,
+        # Not os.cpu_count(): a worker pinned to a CPU set or a container's quota gets fewer.
+        threads=profile.threads or hostlock.cores_available(),
         dtype=profile.dtype,
         runtime=profile.runtime,
+        budget_s=settings.PROBE_BUDGET_S,
     )
 
 
@@ -73,12 +75,18 @@ def run_probe(probe_id: int) -> str:
         sub = source_submission(entry, job.submission_id)
         model_dir = fetch_for_probe(entry, sub, workdir)
         probe_settings = settings_for(profile)
-        result = probe.probe(
-            model_dir,
-            probe_settings,
-            bandwidth_gb_s=bandwidth(profile),
-            tick=lambda: runstate.probe_heartbeat(probe_id),
-        )
+
+        def tick():
+            runstate.probe_heartbeat(probe_id)
+
+        # No evaluation shares the host's cores while the probe (bandwidth included) runs.
+        with hostlock.hold(settings.HOST_LOCK_FILE, tick=tick, probe=True) as waited_s:
+            before = hostlock.load_average()
+            result = probe.probe(
+                model_dir, probe_settings, bandwidth_gb_s=bandwidth(profile), tick=tick
+            )
+            after = hostlock.load_average()
+        result.environment.update(conditions(before, after, probe_settings.threads, waited_s))
         runstate.with_db_retry(store, entry, profile, result, probe_settings.prompt_tokens)
     except (probe.ProbeError, checkpoint.CheckpointError, OSError, ValueError) as exc:
         error = f"latency probe on {profile.name} failed: {exc}"[:2000]
@@ -87,6 +95,19 @@ def run_probe(probe_id: int) -> str:
         shutil.rmtree(workdir, ignore_errors=True)
     runstate.with_db_retry(runstate.finish_probe, probe_id, error)
     return error or "ok"
+
+
+def conditions(before: float | None, after: float | None, threads: int, waited_s: float) -> dict:
+    """What else ran on the host while the probe measured, kept with its figures."""
+    cores = os.cpu_count() or 1  # the load average is the whole host's
+    return {
+        "load_before": before,
+        "load_after": after,
+        "under_load": hostlock.under_load(before, after, threads, cores),
+        "host_lock": settings.HOST_LOCK_FILE or None,
+        "host_lock_wait_s": round(waited_s, 1),
+        "cores_available": hostlock.cores_available(),
+    }
 
 
 def store(
@@ -103,6 +124,11 @@ def store(
         "prefill_tokens": prompt_tokens,
         "decode_ms_p50": result.decode_ms_p50,
         "decode_ms_p90": result.decode_ms_p90,
+        "decode_ms_min": result.decode_ms_min,
+        "decode_n": result.decode_n,
+        "decode_cv": result.decode_cv,
+        "decode_rel_ci": result.decode_rel_ci,
+        "decode_stable": result.stable,
         "decode_tok_s": result.decode_tok_s,
         "peak_rss_mb": result.peak_rss_mb,
         "file_size_mb": result.file_size_mb,

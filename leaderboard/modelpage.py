@@ -15,6 +15,11 @@ LATENCY_KEYS = [
     "prefill_tokens",
     "decode_ms_p50",
     "decode_ms_p90",
+    "decode_ms_min",
+    "decode_n",
+    "decode_cv",
+    "decode_rel_ci",
+    "decode_stable",
     "decode_tok_s",
     "peak_rss_mb",
     "file_size_mb",
@@ -118,5 +123,7 @@ def _latency(r: LatencyResult) -> dict:
         "provenance": r.kind,
         "source": r.citation,
         **{key: getattr(r, key) for key in LATENCY_KEYS},
+        # Measured while other work ran on the host (evaluator.hostlock.under_load).
+        "under_load": r.environment.get("under_load"),
         "environment": r.environment,
     }

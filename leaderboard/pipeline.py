@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from evaluator import checkpoint, harness, machine
+from evaluator import checkpoint, harness, hostlock, machine
 
 from . import intake, queueing, runstate
 from .models import Entry, EvaluationRun, Submission, TaskScore
@@ -168,21 +168,30 @@ def _run(sub: Submission, workdir: Path, beat: runstate.Beat) -> str:
     entry = _entry_for(sub, fetched)
     if not runstate.move(sub.pk, S.EVALUATING, S.FETCHING, entry=entry, task_fraction=0.0):
         raise harness.Cancelled()
-    result = harness.evaluate(
-        fetched.path,
-        tasks=sub.tasks,
-        data=sub.data,
-        limit=sub.limit,
-        device=settings.EVAL_DEVICE,
-        dtype=settings.EVAL_DTYPE,
-        batch_size=settings.EVAL_BATCH_SIZE,
-        progress=beat.evaluation,
-        should_stop=beat.should_stop,
-        engine=settings.EVAL_ENGINE,
-    )
+    beat.fields = {}  # the download's fraction, which heartbeats would write back, is done
+    # The host's cores are the evaluation's alone while it runs: no probe measures beside it.
+    with hostlock.hold(settings.HOST_LOCK_FILE, tick=lambda: _beat_or_stop(beat)):
+        result = harness.evaluate(
+            fetched.path,
+            tasks=sub.tasks,
+            data=sub.data,
+            limit=sub.limit,
+            device=settings.EVAL_DEVICE,
+            dtype=settings.EVAL_DTYPE,
+            batch_size=settings.EVAL_BATCH_SIZE,
+            progress=beat.evaluation,
+            should_stop=beat.should_stop,
+            engine=settings.EVAL_ENGINE,
+        )
     runstate.with_db_retry(store, sub, entry, result)
     sub.entry = entry
     return runstate.with_db_retry(runstate.start_probing, sub)
+
+
+def _beat_or_stop(beat: runstate.Beat) -> None:
+    """While waiting for the host lock: heartbeats, and a cancellation stops the wait."""
+    if beat.should_stop():
+        raise harness.Cancelled()
 
 
 def fetch_checkpoint(sub: Submission, dest: Path, progress=None, should_stop=None):

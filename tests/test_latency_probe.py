@@ -21,7 +21,14 @@ QUICK = ProbeSettings(
     warmup=1,
     repeats=3,
     timeout_s=120,
+    # Past `repeats`, rounds go on until the median is stable: on this noisy machine that can
+    # take the whole budget, so keep it short here (the tests below check both endings).
+    budget_s=3,
 )
+# Stops after `repeats` rounds: any spread meets a 1000 % target.
+LOOSE = ProbeSettings(**{**QUICK.__dict__, "stable_within": 10.0})
+# Never stable (a zero-width interval needs identical times): measures until the budget ends.
+ENDLESS = ProbeSettings(**{**QUICK.__dict__, "stable_within": 0.0, "budget_s": 1.5})
 # Two threads on a shared 2-core machine are slow and erratic: keep that run minimal.
 MINIMAL = ProbeSettings(
     threads=2,
@@ -51,6 +58,8 @@ def results(models):
         "deep": probe(models["deep"], QUICK),
         "wide": probe(models["wide"], QUICK),
         "two_threads": probe(models["narrow"], MINIMAL),
+        "loose": probe(models["narrow"], LOOSE),
+        "endless": probe(models["narrow"], ENDLESS),
     }
 
 
@@ -76,7 +85,11 @@ def test_every_figure_is_positive_and_finite(results):
 def test_it_keeps_the_raw_samples_behind_the_summary(results):
     samples = results["narrow"].samples
     assert len(samples["prefill_ms"]) == QUICK.repeats
-    assert len(samples["decode_ms"]) == QUICK.repeats * QUICK.decode_tokens
+    # At least `repeats` decode rounds, whole rounds only, more while the median is unsettled.
+    decoded = len(samples["decode_ms"])
+    assert decoded >= QUICK.repeats * QUICK.decode_tokens
+    assert decoded % QUICK.decode_tokens == 0
+    assert results["narrow"].decode_n == decoded
     assert results["narrow"].decode_ms_p90 >= results["narrow"].decode_ms_p50
     assert results["narrow"].decode_tok_s == pytest.approx(1000 / results["narrow"].decode_ms_p50)
 
@@ -145,3 +158,31 @@ def test_settings_refuse_an_unknown_runtime():
 def test_bandwidth_is_a_positive_rate():
     bandwidth = measure_bandwidth(threads=1, size_mb=64)
     assert math.isfinite(bandwidth) and bandwidth > 0
+
+
+def test_it_reports_the_spread_behind_the_median(results):
+    result = results["narrow"]
+    decoded = result.samples["decode_ms"]
+    assert result.decode_ms_min == min(decoded)
+    assert result.decode_ms_min <= result.decode_ms_p50 <= result.decode_ms_p90
+    assert result.decode_cv > 0 and result.decode_rel_ci >= 0
+    assert result.stable is (result.decode_rel_ci <= QUICK.stable_within)
+
+
+def test_a_stable_estimate_stops_after_the_minimum_rounds(results):
+    loose = results["loose"]
+    assert loose.stable is True
+    assert loose.decode_n == LOOSE.repeats * LOOSE.decode_tokens
+
+
+def test_an_estimate_that_never_settles_ends_with_its_budget_marked_unstable(results):
+    endless = results["endless"]
+    assert endless.stable is False
+    # A 1.5 s budget of ~1-10 ms steps: far more than the three minimum rounds.
+    assert endless.decode_n > 2 * ENDLESS.repeats * ENDLESS.decode_tokens
+    assert endless.decode_rel_ci > 0
+
+
+def test_settings_refuse_a_negative_budget():
+    with pytest.raises(ValueError, match="must not be negative"):
+        ProbeSettings(budget_s=-1)

@@ -55,6 +55,14 @@ class LatencyResult(models.Model):
     prefill_tokens = models.PositiveIntegerField(null=True, blank=True)
     decode_ms_p50 = models.FloatField(null=True, blank=True)
     decode_ms_p90 = models.FloatField(null=True, blank=True)
+    # The spread behind the median (evaluator.latency_stats): fastest token, samples taken,
+    # coefficient of variation, the median's 95 % CI half-width over the median, and whether
+    # that reached the probe's target before its time budget ended (empty when reported).
+    decode_ms_min = models.FloatField(null=True, blank=True)
+    decode_n = models.PositiveIntegerField(null=True, blank=True)
+    decode_cv = models.FloatField(null=True, blank=True)
+    decode_rel_ci = models.FloatField(null=True, blank=True)
+    decode_stable = models.BooleanField(null=True, blank=True)
     decode_tok_s = models.FloatField(null=True, blank=True)
     peak_rss_mb = models.FloatField(null=True, blank=True)
     file_size_mb = models.FloatField(null=True, blank=True)

@@ -19,7 +19,8 @@ class Submission(models.Model):
         PENDING = "pending"
         FETCHING = "fetching"
         EVALUATING = "evaluating"
-        PROBING = "probing"
+        # Scores stored and on the leaderboard; latency probes still to answer.
+        PROBING = "probing", "evaluated, probing"
         DONE = "done"
         FAILED = "failed"
         REJECTED = "rejected"
