@@ -16,3 +16,11 @@ def ms(value):
     if value is None:
         return "–"
     return f"{value:,.1f}"
+
+
+@register.filter
+def signed(value, digits=2):
+    """A difference in percentage points with its sign (+1.25, −0.40)."""
+    if value is None:
+        return "–"
+    return f"{value:+.{int(digits)}f}".replace("-", "−")
