@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db.models import F
 from django.db.models.fields.json import KT
 
+from . import ranking
 from .models import (
     DeviceProfile,
     EvaluationRun,
@@ -56,6 +57,9 @@ class Row:
     entry_id: int | None = None
     # Latency on the chosen device profile: execute_ms, decode_tok_s, peak_rss_mb.
     latency: dict | None = None
+    # Within the size class, by average (ranking.attach_ranks; the leaderboard only).
+    rank: int | None = None
+    rank_range: tuple[int, int] | None = None
 
     @property
     def params_display(self) -> str:
@@ -255,6 +259,7 @@ def _leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
     if filters.kinds:
         rows = [r for r in rows if r.kind in filters.kinds]
     mark_best(rows, [t.key for t in tasks])
+    ranking.attach_ranks(rows)
     if filters.sizes:
         rows = [r for r in rows if r.size_class in filters.sizes]
     if filters.q:

@@ -4,7 +4,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
-from . import charts, exports, modelpage, tables
+from . import charts, exports, modelpage, ranking, tables
 from .models import DeviceProfile, Entry, PaperRow
 from .suites import csr_suite
 
@@ -39,6 +39,7 @@ def index(request):
     ]
     for row in page:
         row.shown = [row.cells[t.key] for t in shown]
+        row.rank_label = ranking.range_label(row)
     unranked = []
     if filters.benchmark == "full":
         # Sample-set and subset runs are shown, never ranked beside full-benchmark runs.
@@ -70,8 +71,8 @@ def leaderboard_csv(request):
     suite, filters, shown, rows = _leaderboard(request)
     return exports.stream_csv(
         "leaderboard",
-        exports.row_csv_header(shown, latency=bool(filters.profile)),
-        (exports.row_csv_values(row, shown, filters.profile) for row in rows),
+        exports.row_csv_header(shown, latency=bool(filters.profile), ranks=True),
+        (exports.row_csv_values(row, shown, filters.profile, ranks=True) for row in rows),
     )
 
 
@@ -83,7 +84,9 @@ def leaderboard_json(request):
         "columns": [{"key": t.key, "label": t.label, "metric": t.headline_metric} for t in shown],
         "count": len(rows),
     }
-    return exports.stream_json(head, "rows", (exports.row_json(row, shown) for row in rows))
+    return exports.stream_json(
+        head, "rows", (exports.row_json(row, shown, ranks=True) for row in rows)
+    )
 
 
 def chart_params_json(request):

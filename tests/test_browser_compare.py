@@ -19,6 +19,14 @@ def test_a_visitor_compares_two_selected_rows_and_sees_the_disagreements(
     make_measured(make_entry("Alpha", slug="alpha"), {"arc_easy": A_ARC})
     make_measured(make_entry("Beta", slug="beta"), {"arc_easy": B_ARC})
     with chromium_page(chromium_path) as page:
+        page.set_viewport_size({"width": 1366, "height": 900})
+        page.goto(live_server.url + "/?size=125M")
+        # Paired runs overlap, so the two are tied; the paper's rows carry ranges as well.
+        assert page.locator("tr[data-slug=alpha] td.rank").inner_text() == "1–2"
+        page.screenshot(path=str(tmp_path / "board-1366.png"))
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.screenshot(path=str(tmp_path / "board-390.png"))
+        page.set_viewport_size({"width": 1366, "height": 900})
         page.goto(live_server.url + "/?q=a")
         page.check("tr[data-slug=alpha] input.pick-model")
         page.check("tr[data-slug=beta] input.pick-model")
