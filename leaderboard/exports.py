@@ -46,7 +46,7 @@ def row_csv_header(tasks: list, latency: bool = False, ranks: bool = False) -> l
         "avg",
     ]
     if ranks:
-        header += ["avg_stderr", *RANK_COLUMNS]
+        header += ["metric", "avg_stderr", *RANK_COLUMNS]
     for task in tasks:
         header += [task.key, f"{task.key}_stderr"]
     if latency:
@@ -69,7 +69,8 @@ def row_csv_values(row: Row, tasks: list, profile: str = "", ranks: bool = False
     ]
     if ranks:
         best, worst = row.rank_range or (None, None)
-        values += [rounded(row.avg.stderr), row.rank, range_label(row), best, worst]
+        metric = row.avg.metric or "headline"  # acc / acc_norm: the metric switch
+        values += [metric, rounded(row.avg.stderr), row.rank, range_label(row), best, worst]
     for task in tasks:
         cell = row.cells[task.key]
         values += [rounded(cell.value), rounded(cell.stderr)]
@@ -84,6 +85,7 @@ def cell_json(cell: Cell) -> dict:
         "stderr": rounded(cell.stderr),
         "n": cell.n,
         "mark": cell.mark or None,
+        "metric": cell.metric or None,
     }
 
 

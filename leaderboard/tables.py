@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.fields.json import KT
 
 from . import ranking
@@ -29,6 +29,9 @@ from .models import (
 from .units import format_params, percent
 
 KIND_LABELS = {"reported": "reported", "measured": "measured"}
+# The metric switch: each task's headline metric (the paper's), or acc / acc_norm for every
+# task of a measured run. A reported row keeps the paper's number under its stored metric.
+METRICS = ("headline", "acc", "acc_norm")
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Cell:
     stderr: float | None = None  # percent
     n: int | None = None
     mark: str = ""  # "best", "second" or ""
+    metric: str = ""  # the metric the number was stored under (acc, acc_norm)
 
 
 @dataclass
@@ -75,6 +79,7 @@ class Filters:
     cols: list[str] = field(default_factory=list)
     benchmark: str = "full"
     profile: str = ""
+    metric: str = "headline"  # or acc / acc_norm: measured runs only (METRICS)
 
     @classmethod
     def from_query(cls, query, task_keys: list[str]) -> Filters:
@@ -94,7 +99,11 @@ class Filters:
         benchmark = query.get("benchmark", "full")
         if benchmark not in EvaluationRun.Benchmark.values:
             benchmark = "full"
+        metric = query.get("metric", "headline")
+        if metric not in METRICS:
+            metric = "headline"
         return cls(
+            metric=metric,
             q=query.get("q", "").strip()[:100],
             sizes=sizes,
             kinds=kinds,
@@ -113,17 +122,31 @@ class Filters:
             "cols": self.cols,
             "benchmark": self.benchmark,
             "profile": self.profile,
+            "metric": self.metric,
         }
 
 
-def load_rows(suite: Suite, tasks: list, runs) -> list[Row]:
-    """Rows of the given runs queryset with their headline scores, in two queries."""
+def load_rows(suite: Suite, tasks: list, runs, metric: str = "headline") -> list[Row]:
+    """Rows of the given runs queryset with their scores, in two queries: each task's
+    headline metric, or (metric switch) `metric` for measured runs."""
     scores = defaultdict(dict)
-    score_qs = TaskScore.objects.filter(
-        run__in=runs.values("pk"), metric=F("task__headline_metric")
-    ).values_list("run_id", "task__key", "value", "stderr", "n")
-    for run_id, key, value, stderr, n in score_qs:
-        scores[run_id][key] = Cell(percent(value), percent(stderr), n)
+    wanted = Q(metric=F("task__headline_metric"))
+    if metric != "headline":
+        wanted |= Q(metric=metric)
+    score_qs = TaskScore.objects.filter(wanted, run__in=runs.values("pk")).values_list(
+        "run_id",
+        "task__key",
+        "metric",
+        "task__headline_metric",
+        "value",
+        "stderr",
+        "n",
+        "run__kind",
+    )
+    for run_id, key, stored, headline, value, stderr, n, kind in score_qs:
+        switched = metric != "headline" and kind != EvaluationRun.Kind.REPORTED
+        if stored == (metric if switched else headline):
+            scores[run_id][key] = Cell(percent(value), percent(stderr), n, metric=stored)
     rows = []
     fields = [
         "pk",
@@ -167,6 +190,11 @@ def load_rows(suite: Suite, tasks: list, runs) -> list[Row]:
                 cells={t.key: run_scores.get(t.key) or Cell(None) for t in tasks},
             )
         )
+        if metric != "headline" and run["kind"] != EvaluationRun.Kind.REPORTED:
+            # The average of the switched metric, over the same tasks as the headline one.
+            values = [rows[-1].cells[t.key].value for t in tasks]
+            whole = tasks and None not in values
+            rows[-1].avg = Cell(sum(values) / len(values) if whole else None, metric=metric)
     return rows
 
 
@@ -253,7 +281,7 @@ def leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
 def _leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
     tasks = list(suite.tasks.all())
     runs = EvaluationRun.objects.for_leaderboard(suite, filters.benchmark)
-    rows = load_rows(suite, tasks, runs)
+    rows = load_rows(suite, tasks, runs, filters.metric)
     if filters.profile:
         attach_latency(rows, runs, filters.profile)
     if filters.kinds:

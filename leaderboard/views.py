@@ -17,6 +17,11 @@ def _leaderboard(request):
     return suite, filters, shown, rows
 
 
+def _metric(task, filters) -> str:
+    """The metric a column shows for measured runs (reported rows keep the paper's)."""
+    return task.headline_metric if filters.metric == "headline" else filters.metric
+
+
 def index(request):
     suite, filters, shown, rows = _leaderboard(request)
     page = Paginator(rows, settings.LEADERBOARD_PAGE_SIZE).get_page(request.GET.get("page"))
@@ -34,7 +39,7 @@ def index(request):
         )
         sort_links[key] = q.urlencode()
     headers = [
-        {"key": t.key, "label": t.label, "metric": t.headline_metric, "link": sort_links[t.key]}
+        {"key": t.key, "label": t.label, "metric": _metric(t, filters), "link": sort_links[t.key]}
         for t in shown
     ]
     for row in page:
@@ -61,6 +66,7 @@ def index(request):
         "page": page,
         "total": len(rows),
         "sizes": [label for label, _, _ in settings.SIZE_CLASSES],
+        "metrics": tables.METRICS,
         "query": query.urlencode(),
         "sort_links": sort_links,
     }
@@ -81,7 +87,7 @@ def leaderboard_json(request):
     head = {
         "suite": suite.slug,
         "filters": filters.as_dict(),
-        "columns": [{"key": t.key, "label": t.label, "metric": t.headline_metric} for t in shown],
+        "columns": [{"key": t.key, "label": t.label, "metric": _metric(t, filters)} for t in shown],
         "count": len(rows),
     }
     return exports.stream_json(
