@@ -46,7 +46,7 @@ def row_csv_header(tasks: list, latency: bool = False, ranks: bool = False) -> l
         "avg",
     ]
     if ranks:
-        header += ["metric", "avg_stderr", *RANK_COLUMNS]
+        header += ["metric", "avg_stderr", *RANK_COLUMNS, "contamination"]
     for task in tasks:
         header += [task.key, f"{task.key}_stderr"]
     if latency:
@@ -71,6 +71,7 @@ def row_csv_values(row: Row, tasks: list, profile: str = "", ranks: bool = False
         best, worst = row.rank_range or (None, None)
         metric = row.avg.metric or "headline"  # acc / acc_norm: the metric switch
         values += [metric, rounded(row.avg.stderr), row.rank, range_label(row), best, worst]
+        values.append(" ".join(row.contamination))  # task keys, space-separated
     for task in tasks:
         cell = row.cells[task.key]
         values += [rounded(cell.value), rounded(cell.stderr)]
@@ -105,6 +106,11 @@ def row_json(row: Row, tasks: list, ranks: bool = False) -> dict:
         "scores": {task.key: cell_json(row.cells[task.key]) for task in tasks},
     }
     if ranks:
+        data["contamination"] = (
+            {"tasks": row.contamination, "source": row.contamination_source}
+            if row.contamination
+            else None
+        )
         data["rank"] = row.rank
         data["rank_range"] = list(row.rank_range) if row.rank_range else None
     if row.group:

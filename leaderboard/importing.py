@@ -15,6 +15,7 @@ from django.utils.text import slugify
 
 from evaluator import tasks_spec
 
+from . import importing_r1
 from .models import DeviceProfile, Entry, EvaluationRun, LatencyResult, PaperRow, TaskScore
 from .suites import bnn_suite, csr_suite
 from .units import parse_params
@@ -89,6 +90,7 @@ def import_reported(data_dir: Path = DATA_DIR) -> Report:
         check_avg(row, f"mobilellm_csr_reported.csv line {i} ({row['model']})")
     for i, row in enumerate(ablation_rows, start=2):
         check_avg(row, f"layer_sharing_ablation_reported.csv line {i}")
+    r1_rows = importing_r1.check_rows(read_csv(importing_r1.CSV_NAME, data_dir), ImportProblem)
     layout = read_csv("paper_layout.csv", data_dir)
     known = {row["model"] for row in csr_rows}
     for row in layout:
@@ -149,6 +151,7 @@ def import_reported(data_dir: Path = DATA_DIR) -> Report:
                 {"group": row["model_size"], "position": position},
             )
 
+        importing_r1.import_r1(r1_rows, suite, report, upsert)
         _import_bnn(report, data_dir)
         _import_latency(report, data_dir)
     return report

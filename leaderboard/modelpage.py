@@ -50,6 +50,10 @@ def model_data(entry) -> dict:
         "revision": entry.revision,
         "content_sha256": entry.content_sha256,
         "notes": entry.notes,
+        "hub_id": entry.hub_id,
+        "contamination": {"tasks": entry.contamination_tasks, "source": entry.contamination_source}
+        if entry.contamination
+        else None,
         "runs": [_run(run, scores.get(run.pk, [])) for run in runs],
         "latency": [_latency(r) for r in latency],
     }

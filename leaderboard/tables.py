@@ -64,6 +64,9 @@ class Row:
     # Within the size class, by average (ranking.attach_ranks; the leaderboard only).
     rank: int | None = None
     rank_range: tuple[int, int] | None = None
+    # Task keys the model trained on (the entry's contamination flag) and who says so.
+    contamination: list[str] = field(default_factory=list)
+    contamination_source: str = ""
 
     @property
     def params_display(self) -> str:
@@ -80,6 +83,7 @@ class Filters:
     benchmark: str = "full"
     profile: str = ""
     metric: str = "headline"  # or acc / acc_norm: measured runs only (METRICS)
+    contamination: str = ""  # "exclude" or "only" flagged entries; "" shows all
 
     @classmethod
     def from_query(cls, query, task_keys: list[str]) -> Filters:
@@ -102,7 +106,9 @@ class Filters:
         metric = query.get("metric", "headline")
         if metric not in METRICS:
             metric = "headline"
+        contamination = query.get("contamination", "")
         return cls(
+            contamination=contamination if contamination in ("exclude", "only") else "",
             metric=metric,
             q=query.get("q", "").strip()[:100],
             sizes=sizes,
@@ -123,7 +129,16 @@ class Filters:
             "benchmark": self.benchmark,
             "profile": self.profile,
             "metric": self.metric,
+            "contamination": self.contamination,
         }
+
+    def keeps(self, contamination) -> bool:
+        """Whether the contamination filter keeps an entry with these flagged tasks."""
+        if self.contamination == "exclude":
+            return not contamination
+        if self.contamination == "only":
+            return bool(contamination)
+        return True
 
 
 def load_rows(suite: Suite, tasks: list, runs, metric: str = "headline") -> list[Row]:
@@ -163,6 +178,8 @@ def load_rows(suite: Suite, tasks: list, runs, metric: str = "headline") -> list
         "entry__params_label",
         "entry__layers",
         "entry__size_class_pin",
+        "entry__contamination",
+        "entry__contamination_source",
     ]
     # Plain values, not model instances: this loop runs once per row of a 10,000-row board.
     # Only the two provenance keys the label needs: a measured run's provenance is large.
@@ -188,6 +205,8 @@ def load_rows(suite: Suite, tasks: list, runs, metric: str = "headline") -> list
                 benchmark=run["benchmark"],
                 avg=Cell(percent(run["avg"])),
                 cells={t.key: run_scores.get(t.key) or Cell(None) for t in tasks},
+                contamination=[k for k in run["entry__contamination"].split(",") if k],
+                contamination_source=run["entry__contamination_source"],
             )
         )
         if metric != "headline" and run["kind"] != EvaluationRun.Kind.REPORTED:
@@ -293,6 +312,8 @@ def _leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
     if filters.q:
         needle = filters.q.lower()
         rows = [r for r in rows if needle in r.name.lower()]
+    if filters.contamination:
+        rows = [r for r in rows if filters.keeps(r.contamination)]
     rows = sort_rows(rows, filters.sort)
     shown = [t for t in tasks if not filters.cols or t.key in filters.cols]
     return shown, rows

@@ -4,7 +4,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
-from . import charts, exports, modelpage, ranking, tables
+from . import charts, elsewhere, exports, modelpage, ranking, tables
 from .models import DeviceProfile, Entry, PaperRow
 from .suites import csr_suite
 
@@ -67,6 +67,8 @@ def index(request):
         "total": len(rows),
         "sizes": [label for label, _, _ in settings.SIZE_CLASSES],
         "metrics": tables.METRICS,
+        "elsewhere": elsewhere.rows(filters) if filters.benchmark == "full" else [],
+        "task_labels": {t.key: t.label for t in suite.tasks.all()},
         "query": query.urlencode(),
         "sort_links": sort_links,
     }
@@ -89,6 +91,8 @@ def leaderboard_json(request):
         "filters": filters.as_dict(),
         "columns": [{"key": t.key, "label": t.label, "metric": _metric(t, filters)} for t in shown],
         "count": len(rows),
+        # Reported elsewhere, average only (never ranked with the rows below).
+        "reported_elsewhere": elsewhere.rows(filters) if filters.benchmark == "full" else [],
     }
     return exports.stream_json(
         head, "rows", (exports.row_json(row, shown, ranks=True) for row in rows)

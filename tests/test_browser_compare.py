@@ -24,6 +24,11 @@ def test_a_visitor_compares_two_selected_rows_and_sees_the_disagreements(
         # Paired runs overlap, so the two are tied; the paper's rows carry ranges as well.
         assert page.locator("tr[data-slug=alpha] td.rank").inner_text() == "1–2"
         page.screenshot(path=str(tmp_path / "board-1366.png"))
+        # The R1 averages stand apart, labelled, with their contamination flags.
+        elsewhere = page.locator("#reported-elsewhere")
+        assert "average only" in elsewhere.inner_text()
+        assert elsewhere.locator(".badge.contaminated").count() == 1  # 125M: R1-140M only
+        elsewhere.screenshot(path=str(tmp_path / "elsewhere-1366.png"))
         page.set_viewport_size({"width": 390, "height": 844})
         page.screenshot(path=str(tmp_path / "board-390.png"))
         page.set_viewport_size({"width": 1366, "height": 900})
