@@ -25,7 +25,7 @@ LATENCY_KEYS = [
 def model_data(entry) -> dict:
     """Everything the model page shows, as plain values (a constant number of queries)."""
     runs = list(
-        entry.runs.select_related("suite")
+        entry.runs.select_related("suite", "entry")
         .prefetch_related("paper_rows")
         .order_by("-kind", "created")
     )
@@ -76,6 +76,9 @@ def _run(run: EvaluationRun, scores: list) -> dict:
         "details": run.provenance,
         "cost": None if reported else run_cost(run.provenance or {}),
         "samples_url": run.samples_file.url if run.samples_file else None,
+        "bundle_url": None
+        if reported or run.status != "done"
+        else f"/models/{run.entry.slug}/runs/{run.pk}/bundle.zip",
         "scores": [
             {
                 "task": s.task.key,

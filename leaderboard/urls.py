@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import compare_views, latency_views, submissions, views
+from . import bundles, compare_views, latency_views, submissions, views
 
 urlpatterns = [
     path("", views.index, name="leaderboard-index"),
@@ -14,6 +14,11 @@ urlpatterns = [
     path("compare.json", compare_views.compare_json, name="leaderboard-compare-json"),
     path("compare.csv", compare_views.compare_csv, name="leaderboard-compare-csv"),
     path("models/<slug:slug>/", views.model_detail, name="leaderboard-model"),
+    path(
+        "models/<slug:slug>/runs/<int:run_id>/bundle.zip",
+        bundles.bundle_zip,
+        name="leaderboard-run-bundle",
+    ),
     path("models/<slug:slug>.json", views.model_json, name="leaderboard-model-json"),
     path("paper/", views.paper_index, name="leaderboard-paper-index"),
     path("paper/<slug:table_slug>/", views.paper_detail, name="leaderboard-paper"),
