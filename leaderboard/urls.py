@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import bundles, compare_views, latency_views, submissions, views
+from . import bundles, compare_views, latency_views, reproduced_views, submissions, views
 
 urlpatterns = [
     path("", views.index, name="leaderboard-index"),
@@ -10,6 +10,8 @@ urlpatterns = [
         "charts/accuracy-vs-params.json", views.chart_params_json, name="leaderboard-chart-params"
     ),
     path("charts/tasks.json", views.chart_tasks_json, name="leaderboard-chart-tasks"),
+    path("reproduced/", reproduced_views.reproduced_page, name="leaderboard-reproduced"),
+    path("reproduced.json", reproduced_views.reproduced_json, name="leaderboard-reproduced-json"),
     path("compare/", compare_views.compare_page, name="leaderboard-compare"),
     path("compare.json", compare_views.compare_json, name="leaderboard-compare-json"),
     path("compare.csv", compare_views.compare_csv, name="leaderboard-compare-csv"),

@@ -4,7 +4,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
-from . import charts, elsewhere, exports, modelpage, ranking, tables
+from . import charts, elsewhere, exports, modelpage, ranking, reproduced, tables
 from .models import DeviceProfile, Entry, PaperRow
 from .suites import csr_suite
 
@@ -115,16 +115,23 @@ def chart_tasks_json(request):
     return exports.JsonResponse(charts.task_bars(rows, task_list))
 
 
+def _with_reproduced(entry) -> dict:
+    data = modelpage.model_data(entry)
+    paper = reproduced.paper_entry_of(entry)
+    data["reproduced"] = reproduced.pair_for(paper, csr_suite()) if paper else None
+    return data
+
+
 def model_detail(request, slug):
     entry = get_object_or_404(Entry, slug=slug)
-    return render(request, "leaderboard/model.html", {"m": modelpage.model_data(entry)})
+    return render(request, "leaderboard/model.html", {"m": _with_reproduced(entry)})
 
 
 def model_json(request, slug):
     entry = Entry.objects.filter(slug=slug).first()
     if entry is None:
         return exports.json_error(f"no model with slug {slug!r}", status=404)
-    return exports.JsonResponse(modelpage.model_data(entry))
+    return exports.JsonResponse(_with_reproduced(entry))
 
 
 def _paper_tables() -> dict[str, tuple[str, str]]:

@@ -59,3 +59,25 @@ def test_a_visitor_compares_two_selected_rows_and_sees_the_disagreements(
         response = page.request.get(live_server.url + link.get_attribute("href"))
         assert response.status == 200
         assert page.errors == []
+
+
+def test_a_visitor_reads_measured_against_reported(
+    live_server, transactional_db, chromium_path, tmp_path
+):
+    from evaluator.tasks_spec import BY_KEY
+    from tests.factories import make_run
+
+    import_reported()
+    entry = make_entry("MobileLLM-125M ours", slug="m125", source_url="facebook/MobileLLM-125M")
+    make_run(entry, dict.fromkeys(BY_KEY, 0.40))
+    with chromium_page(chromium_path) as page:
+        page.set_viewport_size({"width": 1366, "height": 900})
+        page.goto(live_server.url + "/")
+        page.click("#reproduced-link")
+        page.wait_for_url("**/reproduced/")
+        table = page.locator(".reproduced[data-slug=mobilellm-125m]")
+        assert "−3.90" in table.locator("tr[data-task=arc_easy]").inner_text()
+        page.screenshot(path=str(tmp_path / "reproduced-1366.png"), full_page=True)
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.screenshot(path=str(tmp_path / "reproduced-390.png"), full_page=True)
+        assert page.errors == []
