@@ -1,8 +1,9 @@
 """A reproducibility bundle for one measured run: a zip that re-runs with stock lm-eval.
 
 Contents (README.md lists them): results.json in lm-eval's own results format, the
-per-sample records per task, the task yamls exactly as run (ours `include` the stock ones:
-the stock files are shipped too, with their sha256), the data files when the run read the
+per-sample records per task (as `lm_eval --log_samples` writes them), the task yamls exactly
+as run (ours `include` the stock ones: the stock files are shipped too, with their sha256),
+the data files when the run read the
 sample set or a directory, environment.json, and reproduce.sh + check_results.py, which run
 `python -m lm_eval --model hf ...` and compare its numbers with results.json.
 
@@ -19,7 +20,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluator import datasource
+from evaluator import datasource, samples_format
 from evaluator.harness import SEEDS
 
 HERE = Path(__file__).resolve().parent / "reproduce"
@@ -120,9 +121,11 @@ def build(record: RunRecord) -> bytes:
     names = [source.run_name(t) for t in tasks]
     files["results.json"] = _json(_results(record, tasks, names, configs))
     files["environment.json"] = _json(_environment(prov))
-    for task, name in zip(tasks, names, strict=True):
-        lines = [json.dumps(s, ensure_ascii=False) for s in record.samples if s.get("task") == task]
-        files[f"samples/{name}.jsonl"] = ("\n".join(lines) + "\n").encode() if lines else b""
+    # Per-sample records as `lm_eval --log_samples` writes them, one file per task.
+    when = prov.get("started_at")
+    by_name = samples_format.files(record.samples, dict(zip(tasks, names, strict=True)), when)
+    for file_name, content in by_name.items():
+        files[f"samples/{file_name}"] = content
     files["check_results.py"] = (HERE / "check_results.py").read_bytes()
     files["reproduce.sh"] = _script(record, prov, names).encode()
     files["README.md"] = README.encode()
@@ -206,7 +209,8 @@ README = """# Reproducibility bundle
 
 - `results.json`: the run's numbers in lm-eval's own results format (`results`, `versions`,
   `n-shot`, `n-samples`, `configs`, `config`).
-- `samples/<task>.jsonl`: the per-sample records of each task.
+- `samples/samples_<task>_<date>.jsonl`: the per-sample records of each task, exactly as
+  `lm_eval --log_samples` writes them.
 - `tasks/*.yaml`: the task yamls as run; each `include`s a stock lm-eval yaml, shipped in
   `stock/` with its sha256 in `tasks/manifest.json`. `@LM_EVAL_TASKS@` and `@BUNDLE_DATA@`
   stand for lm-eval's task folder and this bundle's `data/`.

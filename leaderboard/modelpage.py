@@ -76,6 +76,9 @@ def _run(run: EvaluationRun, scores: list) -> dict:
         "details": run.provenance,
         "cost": None if reported else run_cost(run.provenance or {}),
         "samples_url": run.samples_file.url if run.samples_file else None,
+        "samples_lm_eval_url": f"/models/{run.entry.slug}/runs/{run.pk}/samples.zip"
+        if run.samples_file and not reported
+        else None,
         "bundle_url": None
         if reported or run.status != "done"
         else f"/models/{run.entry.slug}/runs/{run.pk}/bundle.zip",

@@ -21,6 +21,11 @@ urlpatterns = [
         bundles.bundle_zip,
         name="leaderboard-run-bundle",
     ),
+    path(
+        "models/<slug:slug>/runs/<int:run_id>/samples.zip",
+        bundles.samples_zip,
+        name="leaderboard-run-samples",
+    ),
     path("models/<slug:slug>.json", views.model_json, name="leaderboard-model-json"),
     path("paper/", views.paper_index, name="leaderboard-paper-index"),
     path("paper/<slug:table_slug>/", views.paper_detail, name="leaderboard-paper"),

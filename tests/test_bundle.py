@@ -59,7 +59,7 @@ def test_the_bundle_re_runs_with_stock_lm_eval_and_prints_ok(client, measured, t
         zf.extractall(bundle)
     assert {"results.json", "environment.json", "reproduce.sh", "check_results.py"} <= names
     assert {"data/arc_easy/test.jsonl", "stock/arc/arc_easy.yaml", "stock/hellaswag/utils.py",
-            "samples/hellaswag_sample.jsonl", "tasks/boolq_sample.yaml"} <= names  # fmt: skip
+            "tasks/boolq_sample.yaml"} <= names  # fmt: skip
     results = json.loads((bundle / "results.json").read_text())
     assert set(results) >= LM_EVAL_KEYS
     assert results["results"]["arc_easy_sample"]["acc_norm,none"] == pytest.approx(
@@ -67,13 +67,38 @@ def test_the_bundle_re_runs_with_stock_lm_eval_and_prints_ok(client, measured, t
     )
     environment = json.loads((bundle / "environment.json").read_text())
     assert environment["dtype"] == "float32" and environment["seeds"] == harness.SEEDS
-    samples = (bundle / "samples/boolq_sample.jsonl").read_text().splitlines()
-    assert len(samples) == 40
+    (boolq,) = (bundle / "samples").glob("samples_boolq_sample_*.jsonl")
+    assert len(boolq.read_text().splitlines()) == 40
 
     out = tmp_path / "rerun"
     done = run_script(bundle, model, out)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().splitlines()[-1].startswith("OK")
+    # The per-sample records are exactly what stock `lm_eval --log_samples` wrote on the
+    # re-run: one file per task, the same keys in the same order, the same JSON types, the
+    # same documents, prompts and targets (log-likelihoods may differ in the last digits).
+    for task in ("arc_easy_sample", "boolq_sample", "hellaswag_sample"):
+        (ours,) = (bundle / "samples").glob(f"samples_{task}_*.jsonl")
+        (stock,) = out.rglob(f"samples_{task}_*.jsonl")
+        mine = [json.loads(line) for line in ours.read_text().splitlines()]
+        theirs = [json.loads(line) for line in stock.read_text().splitlines()]
+        assert len(mine) == len(theirs) == 40
+        for a, b in zip(mine, theirs, strict=True):
+            assert list(a) == list(b)
+            assert {k: type(v) for k, v in a.items()} == {k: type(v) for k, v in b.items()}
+            for key in ("doc_id", "doc", "target", "arguments", "doc_hash", "prompt_hash"):
+                assert a[key] == b[key], key
+            assert isinstance(a["arguments"]["gen_args_0"]["arg_0"], str)
+            assert all(isinstance(x, str) for resp in a["resps"] for x in resp[0])
+    response = client.get(f"/models/tiny/runs/{run.pk}/samples.zip")
+    with zipfile.ZipFile(io.BytesIO(response.content)) as zf:
+        assert sorted(n.split("_2")[0] for n in zf.namelist()) == [
+            "samples_arc_easy_sample", "samples_boolq_sample", "samples_hellaswag_sample"
+        ]  # fmt: skip
+        assert zf.read(zf.namelist()[0]) == (
+            next((bundle / "samples").glob("samples_arc_easy_sample_*")).read_bytes()
+        )
+
     # The comparison can fail: a changed number is reported, with exit status 1.
     results["results"]["boolq_sample"]["acc,none"] += 0.025
     tampered = tmp_path / "tampered.json"

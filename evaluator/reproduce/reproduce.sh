@@ -39,7 +39,7 @@ fi
 "$PYTHON" -m lm_eval --model hf --model_args "$MODEL_ARGS,dtype=$DTYPE" \
   --tasks "$TASKS" --include_path "$WORK/tasks" --num_fewshot 0 \
   --device "$DEVICE" --batch_size "$BATCH_SIZE" --seed 0,1234,1234,1234 @LIMIT_ARGS@ \
-  --output_path "$WORK/out" > "$WORK/lm_eval.log" 2>&1 || {
+  --output_path "$WORK/out" --log_samples > "$WORK/lm_eval.log" 2>&1 || {
   tail -n 40 "$WORK/lm_eval.log" >&2
   exit 1
 }
