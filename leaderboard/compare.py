@@ -125,13 +125,20 @@ def same_data(a: dict | None, b: dict | None) -> bool:
     return False
 
 
+def has_samples(side: Side) -> bool:
+    """Whether the run's per-sample file is there to read (a file lost from the media
+    folder makes the comparison unpaired, not an error page)."""
+    field = side.run.samples_file
+    return bool(field) and field.storage.exists(field.name)
+
+
 def pairable(a: Side, b: Side, key: str) -> bool:
     return (
         a.measured
         and b.measured
-        and bool(a.run.samples_file)
-        and bool(b.run.samples_file)
         and same_data(a.data_identity(key), b.data_identity(key))
+        and has_samples(a)
+        and has_samples(b)
     )
 
 

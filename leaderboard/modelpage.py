@@ -79,8 +79,9 @@ def _run(run: EvaluationRun, scores: list) -> dict:
         "samples_lm_eval_url": f"/models/{run.entry.slug}/runs/{run.pk}/samples.zip"
         if run.samples_file and not reported
         else None,
+        # A bundle needs to know what data the run read (runs stored by the pipeline do).
         "bundle_url": None
-        if reported or run.status != "done"
+        if reported or run.status != "done" or not (run.provenance or {}).get("data")
         else f"/models/{run.entry.slug}/runs/{run.pk}/bundle.zip",
         "scores": [
             {

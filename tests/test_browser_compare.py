@@ -80,4 +80,12 @@ def test_a_visitor_reads_measured_against_reported(
         page.screenshot(path=str(tmp_path / "reproduced-1366.png"), full_page=True)
         page.set_viewport_size({"width": 390, "height": 844})
         page.screenshot(path=str(tmp_path / "reproduced-390.png"), full_page=True)
+        page.set_viewport_size({"width": 1366, "height": 900})
+        page.goto(live_server.url + "/models/mobilellm-r1-140m-base/")
+        assert "contaminated: obqa" in page.locator(".facts").inner_text()
+        assert "average only" in page.locator("h2 .badge.warn").inner_text()
+        page.screenshot(path=str(tmp_path / "model-r1-1366.png"), full_page=True)
+        page.goto(live_server.url + "/models/m125/")
+        assert page.locator("#reproduced").is_visible()
+        page.screenshot(path=str(tmp_path / "model-m125-1366.png"), full_page=True)
         assert page.errors == []

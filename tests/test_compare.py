@@ -130,3 +130,14 @@ def test_bad_requests_are_refused_with_a_reason(client, pair, query, status):
         response = client.get(url)
         assert response.status_code == status
     assert "error" in json.loads(body(client.get(f"/compare.json?{query}")))
+
+
+def test_a_lost_per_sample_file_makes_the_comparison_unpaired(client, pair):
+    from pathlib import Path
+
+    beta = pair[1].runs.get()
+    Path(beta.samples_file.path).unlink()
+    response = client.get("/compare.json?models=alpha,beta")
+    assert response.status_code == 200
+    arc = next(t for t in json.loads(body(response))["tasks"] if t["task"] == "arc_easy")
+    assert arc["diffs"][0]["paired"] is False
