@@ -12,6 +12,7 @@ urlpatterns = [
     path("charts/tasks.json", views.chart_tasks_json, name="leaderboard-chart-tasks"),
     path("reproduced/", reproduced_views.reproduced_page, name="leaderboard-reproduced"),
     path("reproduced.json", reproduced_views.reproduced_json, name="leaderboard-reproduced-json"),
+    path("reproduced.csv", reproduced_views.reproduced_csv, name="leaderboard-reproduced-csv"),
     path("compare/", compare_views.compare_page, name="leaderboard-compare"),
     path("compare.json", compare_views.compare_json, name="leaderboard-compare-json"),
     path("compare.csv", compare_views.compare_csv, name="leaderboard-compare-csv"),

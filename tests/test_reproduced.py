@@ -1,6 +1,8 @@
 """The paper reproduced: a measured full-benchmark run of a mapped repo beside the paper's
 row, per task and on average, on the model pages and /reproduced/ (and its JSON)."""
 
+import csv
+import io
 import json
 
 import pytest
@@ -40,6 +42,10 @@ def test_a_measured_run_of_the_repo_is_compared_with_the_papers_row(client, meas
     for slug in ("mobilellm-125m", "m125"):
         html = body(client.get(f"/models/{slug}/"))
         assert 'id="reproduced"' in html and f"{arc['delta']:+.2f}".replace("-", "−") in html
+    rows = list(csv.DictReader(io.StringIO(body(client.get("/reproduced.csv")))))
+    assert [r["task"] for r in rows] == [*BY_KEY, "avg"]
+    assert float(rows[0]["delta"]) == arc["delta"] and float(rows[0]["p_value"]) == arc["p_value"]
+    assert float(rows[-1]["delta"]) == pair["avg"]["delta"]
     page = body(client.get("/reproduced/"))
     assert 'data-slug="mobilellm-125m"' in page
     assert 'id="reproduced-link"' in body(client.get("/"))
