@@ -39,8 +39,12 @@ class TaskAdmin(admin.ModelAdmin):
 
 @admin.register(Entry)
 class EntryAdmin(admin.ModelAdmin):
-    list_display = ["name", "params_label", "params", "layers", "size_class_pin", "created"]
-    search_fields = ["name", "slug", "source_url"]
+    list_display = [
+        "name", "params_label", "params", "layers", "size_class_pin", "contamination", "created"
+    ]  # fmt: skip
+    # The contamination flag is settable here for any entry (with its source).
+    list_filter = [("contamination", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "slug", "source_url", "hub_id"]
     prepopulated_fields = {"slug": ["name"]}
     actions = ["reprobe"]
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from django.http import JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 
+from .ranking import range_label
 from .tables import LATENCY_FIELDS, Cell, Row
 from .units import rounded
 
@@ -26,7 +27,12 @@ def json_error(message: str, status: int = 400) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
-def row_csv_header(tasks: list, latency: bool = False) -> list[str]:
+# The leaderboard's rank columns (the paper's tables have none): rank_range as printed on
+# the page ("2–4"; an en dash, which no spreadsheet reads as a date), and its two ends.
+RANK_COLUMNS = ["rank", "rank_range", "rank_best", "rank_worst"]
+
+
+def row_csv_header(tasks: list, latency: bool = False, ranks: bool = False) -> list[str]:
     header = [
         "model",
         "slug",
@@ -39,6 +45,8 @@ def row_csv_header(tasks: list, latency: bool = False) -> list[str]:
         "benchmark",
         "avg",
     ]
+    if ranks:
+        header += ["metric", "avg_stderr", *RANK_COLUMNS, "contamination"]
     for task in tasks:
         header += [task.key, f"{task.key}_stderr"]
     if latency:
@@ -46,7 +54,7 @@ def row_csv_header(tasks: list, latency: bool = False) -> list[str]:
     return header
 
 
-def row_csv_values(row: Row, tasks: list, profile: str = "") -> list:
+def row_csv_values(row: Row, tasks: list, profile: str = "", ranks: bool = False) -> list:
     values = [
         row.name,
         row.slug,
@@ -59,6 +67,11 @@ def row_csv_values(row: Row, tasks: list, profile: str = "") -> list:
         row.benchmark,
         rounded(row.avg.value),
     ]
+    if ranks:
+        best, worst = row.rank_range or (None, None)
+        metric = row.avg.metric or "headline"  # acc / acc_norm: the metric switch
+        values += [metric, rounded(row.avg.stderr), row.rank, range_label(row), best, worst]
+        values.append(" ".join(row.contamination))  # task keys, space-separated
     for task in tasks:
         cell = row.cells[task.key]
         values += [rounded(cell.value), rounded(cell.stderr)]
@@ -73,10 +86,11 @@ def cell_json(cell: Cell) -> dict:
         "stderr": rounded(cell.stderr),
         "n": cell.n,
         "mark": cell.mark or None,
+        "metric": cell.metric or None,
     }
 
 
-def row_json(row: Row, tasks: list) -> dict:
+def row_json(row: Row, tasks: list, ranks: bool = False) -> dict:
     data = {
         "model": row.name,
         "slug": row.slug,
@@ -91,6 +105,14 @@ def row_json(row: Row, tasks: list) -> dict:
         "avg": cell_json(row.avg),
         "scores": {task.key: cell_json(row.cells[task.key]) for task in tasks},
     }
+    if ranks:
+        data["contamination"] = (
+            {"tasks": row.contamination, "source": row.contamination_source}
+            if row.contamination
+            else None
+        )
+        data["rank"] = row.rank
+        data["rank_range"] = list(row.rank_range) if row.rank_range else None
     if row.group:
         data["group"] = row.group
     if row.latency is not None:

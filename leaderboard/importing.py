@@ -15,6 +15,7 @@ from django.utils.text import slugify
 
 from evaluator import tasks_spec
 
+from . import importing_r1
 from .models import DeviceProfile, Entry, EvaluationRun, LatencyResult, PaperRow, TaskScore
 from .suites import bnn_suite, csr_suite
 from .units import parse_params
@@ -25,6 +26,7 @@ PAPER = (
     "Use Cases, ICML 2024"
 )
 AVG_TOLERANCE = Decimal("0.05")
+HUB_IDS = "paper_hub_ids.csv"
 IPHONE_PROFILE = "iphone13-executorch-mps"
 
 
@@ -89,8 +91,13 @@ def import_reported(data_dir: Path = DATA_DIR) -> Report:
         check_avg(row, f"mobilellm_csr_reported.csv line {i} ({row['model']})")
     for i, row in enumerate(ablation_rows, start=2):
         check_avg(row, f"layer_sharing_ablation_reported.csv line {i}")
+    r1_rows = importing_r1.check_rows(read_csv(importing_r1.CSV_NAME, data_dir), ImportProblem)
     layout = read_csv("paper_layout.csv", data_dir)
     known = {row["model"] for row in csr_rows}
+    hub_ids = {row["model"]: row["hub_id"].strip() for row in read_csv(HUB_IDS, data_dir)}
+    for model, hub_id in hub_ids.items():
+        if model not in known or not importing_r1.HUB_ID.match(hub_id):
+            raise ImportProblem(f"{HUB_IDS}: {model!r} -> {hub_id!r}: no such paper row or no repo")
     for row in layout:
         if row["model"] not in known:
             raise ImportProblem(f"paper_layout.csv names {row['model']!r}, which no row has")
@@ -110,6 +117,8 @@ def import_reported(data_dir: Path = DATA_DIR) -> Report:
                     "params": parse_params(row["params"]),
                     "params_label": row["params"],
                     "layers": int(row["layers"]) if row["layers"] else None,
+                    # Our mapping to the Hub repo: its measured runs are shown beside these.
+                    "hub_id": hub_ids.get(row["model"], ""),
                 },
             )
             runs[row["model"]] = _reported_run(report, entry, suite, tasks, row, ranked=True)
@@ -149,6 +158,7 @@ def import_reported(data_dir: Path = DATA_DIR) -> Report:
                 {"group": row["model_size"], "position": position},
             )
 
+        importing_r1.import_r1(r1_rows, suite, report, upsert)
         _import_bnn(report, data_dir)
         _import_latency(report, data_dir)
     return report

@@ -30,7 +30,7 @@ LATENCY_KEYS = [
 def model_data(entry) -> dict:
     """Everything the model page shows, as plain values (a constant number of queries)."""
     runs = list(
-        entry.runs.select_related("suite")
+        entry.runs.select_related("suite", "entry")
         .prefetch_related("paper_rows")
         .order_by("-kind", "created")
     )
@@ -55,6 +55,10 @@ def model_data(entry) -> dict:
         "revision": entry.revision,
         "content_sha256": entry.content_sha256,
         "notes": entry.notes,
+        "hub_id": entry.hub_id,
+        "contamination": {"tasks": entry.contamination_tasks, "source": entry.contamination_source}
+        if entry.contamination
+        else None,
         "runs": [_run(run, scores.get(run.pk, [])) for run in runs],
         "latency": [_latency(r) for r in latency],
     }
@@ -77,6 +81,13 @@ def _run(run: EvaluationRun, scores: list) -> dict:
         "details": run.provenance,
         "cost": None if reported else run_cost(run.provenance or {}),
         "samples_url": run.samples_file.url if run.samples_file else None,
+        "samples_lm_eval_url": f"/models/{run.entry.slug}/runs/{run.pk}/samples.zip"
+        if run.samples_file and not reported
+        else None,
+        # A bundle needs to know what data the run read (runs stored by the pipeline do).
+        "bundle_url": None
+        if reported or run.status != "done" or not (run.provenance or {}).get("data")
+        else f"/models/{run.entry.slug}/runs/{run.pk}/bundle.zip",
         "scores": [
             {
                 "task": s.task.key,

@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.fields.json import KT
 
+from . import ranking
 from .models import (
     DeviceProfile,
     EvaluationRun,
@@ -28,6 +29,9 @@ from .models import (
 from .units import format_params, percent
 
 KIND_LABELS = {"reported": "reported", "measured": "measured"}
+# The metric switch: each task's headline metric (the paper's), or acc / acc_norm for every
+# task of a measured run. A reported row keeps the paper's number under its stored metric.
+METRICS = ("headline", "acc", "acc_norm")
 
 
 @dataclass
@@ -36,6 +40,7 @@ class Cell:
     stderr: float | None = None  # percent
     n: int | None = None
     mark: str = ""  # "best", "second" or ""
+    metric: str = ""  # the metric the number was stored under (acc, acc_norm)
 
 
 @dataclass
@@ -56,6 +61,12 @@ class Row:
     entry_id: int | None = None
     # Latency on the chosen device profile: execute_ms, decode_tok_s, peak_rss_mb.
     latency: dict | None = None
+    # Within the size class, by average (ranking.attach_ranks; the leaderboard only).
+    rank: int | None = None
+    rank_range: tuple[int, int] | None = None
+    # Task keys the model trained on (the entry's contamination flag) and who says so.
+    contamination: list[str] = field(default_factory=list)
+    contamination_source: str = ""
 
     @property
     def params_display(self) -> str:
@@ -71,6 +82,8 @@ class Filters:
     cols: list[str] = field(default_factory=list)
     benchmark: str = "full"
     profile: str = ""
+    metric: str = "headline"  # or acc / acc_norm: measured runs only (METRICS)
+    contamination: str = ""  # "exclude" or "only" flagged entries; "" shows all
 
     @classmethod
     def from_query(cls, query, task_keys: list[str]) -> Filters:
@@ -90,7 +103,13 @@ class Filters:
         benchmark = query.get("benchmark", "full")
         if benchmark not in EvaluationRun.Benchmark.values:
             benchmark = "full"
+        metric = query.get("metric", "headline")
+        if metric not in METRICS:
+            metric = "headline"
+        contamination = query.get("contamination", "")
         return cls(
+            contamination=contamination if contamination in ("exclude", "only") else "",
+            metric=metric,
             q=query.get("q", "").strip()[:100],
             sizes=sizes,
             kinds=kinds,
@@ -109,17 +128,40 @@ class Filters:
             "cols": self.cols,
             "benchmark": self.benchmark,
             "profile": self.profile,
+            "metric": self.metric,
+            "contamination": self.contamination,
         }
 
+    def keeps(self, contamination) -> bool:
+        """Whether the contamination filter keeps an entry with these flagged tasks."""
+        if self.contamination == "exclude":
+            return not contamination
+        if self.contamination == "only":
+            return bool(contamination)
+        return True
 
-def load_rows(suite: Suite, tasks: list, runs) -> list[Row]:
-    """Rows of the given runs queryset with their headline scores, in two queries."""
+
+def load_rows(suite: Suite, tasks: list, runs, metric: str = "headline") -> list[Row]:
+    """Rows of the given runs queryset with their scores, in two queries: each task's
+    headline metric, or (metric switch) `metric` for measured runs."""
     scores = defaultdict(dict)
-    score_qs = TaskScore.objects.filter(
-        run__in=runs.values("pk"), metric=F("task__headline_metric")
-    ).values_list("run_id", "task__key", "value", "stderr", "n")
-    for run_id, key, value, stderr, n in score_qs:
-        scores[run_id][key] = Cell(percent(value), percent(stderr), n)
+    wanted = Q(metric=F("task__headline_metric"))
+    if metric != "headline":
+        wanted |= Q(metric=metric)
+    score_qs = TaskScore.objects.filter(wanted, run__in=runs.values("pk")).values_list(
+        "run_id",
+        "task__key",
+        "metric",
+        "task__headline_metric",
+        "value",
+        "stderr",
+        "n",
+        "run__kind",
+    )
+    for run_id, key, stored, headline, value, stderr, n, kind in score_qs:
+        switched = metric != "headline" and kind != EvaluationRun.Kind.REPORTED
+        if stored == (metric if switched else headline):
+            scores[run_id][key] = Cell(percent(value), percent(stderr), n, metric=stored)
     rows = []
     fields = [
         "pk",
@@ -136,6 +178,8 @@ def load_rows(suite: Suite, tasks: list, runs) -> list[Row]:
         "entry__params_label",
         "entry__layers",
         "entry__size_class_pin",
+        "entry__contamination",
+        "entry__contamination_source",
     ]
     # Plain values, not model instances: this loop runs once per row of a 10,000-row board.
     # Only the two provenance keys the label needs: a measured run's provenance is large.
@@ -161,8 +205,15 @@ def load_rows(suite: Suite, tasks: list, runs) -> list[Row]:
                 benchmark=run["benchmark"],
                 avg=Cell(percent(run["avg"])),
                 cells={t.key: run_scores.get(t.key) or Cell(None) for t in tasks},
+                contamination=[k for k in run["entry__contamination"].split(",") if k],
+                contamination_source=run["entry__contamination_source"],
             )
         )
+        if metric != "headline" and run["kind"] != EvaluationRun.Kind.REPORTED:
+            # The average of the switched metric, over the same tasks as the headline one.
+            values = [rows[-1].cells[t.key].value for t in tasks]
+            whole = tasks and None not in values
+            rows[-1].avg = Cell(sum(values) / len(values) if whole else None, metric=metric)
     return rows
 
 
@@ -249,17 +300,20 @@ def leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
 def _leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
     tasks = list(suite.tasks.all())
     runs = EvaluationRun.objects.for_leaderboard(suite, filters.benchmark)
-    rows = load_rows(suite, tasks, runs)
+    rows = load_rows(suite, tasks, runs, filters.metric)
     if filters.profile:
         attach_latency(rows, runs, filters.profile)
     if filters.kinds:
         rows = [r for r in rows if r.kind in filters.kinds]
     mark_best(rows, [t.key for t in tasks])
+    ranking.attach_ranks(rows)
     if filters.sizes:
         rows = [r for r in rows if r.size_class in filters.sizes]
     if filters.q:
         needle = filters.q.lower()
         rows = [r for r in rows if needle in r.name.lower()]
+    if filters.contamination:
+        rows = [r for r in rows if filters.keeps(r.contamination)]
     rows = sort_rows(rows, filters.sort)
     shown = [t for t in tasks if not filters.cols or t.key in filters.cols]
     return shown, rows

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import latency_views, submissions, views
+from . import bundles, compare_views, latency_views, reproduced_views, submissions, views
 
 urlpatterns = [
     path("", views.index, name="leaderboard-index"),
@@ -10,7 +10,23 @@ urlpatterns = [
         "charts/accuracy-vs-params.json", views.chart_params_json, name="leaderboard-chart-params"
     ),
     path("charts/tasks.json", views.chart_tasks_json, name="leaderboard-chart-tasks"),
+    path("reproduced/", reproduced_views.reproduced_page, name="leaderboard-reproduced"),
+    path("reproduced.json", reproduced_views.reproduced_json, name="leaderboard-reproduced-json"),
+    path("reproduced.csv", reproduced_views.reproduced_csv, name="leaderboard-reproduced-csv"),
+    path("compare/", compare_views.compare_page, name="leaderboard-compare"),
+    path("compare.json", compare_views.compare_json, name="leaderboard-compare-json"),
+    path("compare.csv", compare_views.compare_csv, name="leaderboard-compare-csv"),
     path("models/<slug:slug>/", views.model_detail, name="leaderboard-model"),
+    path(
+        "models/<slug:slug>/runs/<int:run_id>/bundle.zip",
+        bundles.bundle_zip,
+        name="leaderboard-run-bundle",
+    ),
+    path(
+        "models/<slug:slug>/runs/<int:run_id>/samples.zip",
+        bundles.samples_zip,
+        name="leaderboard-run-samples",
+    ),
     path("models/<slug:slug>.json", views.model_json, name="leaderboard-model-json"),
     path("paper/", views.paper_index, name="leaderboard-paper-index"),
     path("paper/<slug:table_slug>/", views.paper_detail, name="leaderboard-paper"),

@@ -4,7 +4,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
-from . import charts, exports, modelpage, tables
+from . import charts, elsewhere, exports, modelpage, ranking, reproduced, tables
 from .models import DeviceProfile, Entry, PaperRow
 from .suites import csr_suite
 
@@ -15,6 +15,11 @@ def _leaderboard(request):
     filters = tables.Filters.from_query(request.GET, task_keys)
     shown, rows = tables.leaderboard(suite, filters)
     return suite, filters, shown, rows
+
+
+def _metric(task, filters) -> str:
+    """The metric a column shows for measured runs (reported rows keep the paper's)."""
+    return task.headline_metric if filters.metric == "headline" else filters.metric
 
 
 def index(request):
@@ -34,11 +39,12 @@ def index(request):
         )
         sort_links[key] = q.urlencode()
     headers = [
-        {"key": t.key, "label": t.label, "metric": t.headline_metric, "link": sort_links[t.key]}
+        {"key": t.key, "label": t.label, "metric": _metric(t, filters), "link": sort_links[t.key]}
         for t in shown
     ]
     for row in page:
         row.shown = [row.cells[t.key] for t in shown]
+        row.rank_label = ranking.range_label(row)
     unranked = []
     if filters.benchmark == "full":
         # Sample-set and subset runs are shown, never ranked beside full-benchmark runs.
@@ -60,6 +66,9 @@ def index(request):
         "page": page,
         "total": len(rows),
         "sizes": [label for label, _, _ in settings.SIZE_CLASSES],
+        "metrics": tables.METRICS,
+        "elsewhere": elsewhere.rows(filters) if filters.benchmark == "full" else [],
+        "task_labels": {t.key: t.label for t in suite.tasks.all()},
         "query": query.urlencode(),
         "sort_links": sort_links,
     }
@@ -70,8 +79,8 @@ def leaderboard_csv(request):
     suite, filters, shown, rows = _leaderboard(request)
     return exports.stream_csv(
         "leaderboard",
-        exports.row_csv_header(shown, latency=bool(filters.profile)),
-        (exports.row_csv_values(row, shown, filters.profile) for row in rows),
+        exports.row_csv_header(shown, latency=bool(filters.profile), ranks=True),
+        (exports.row_csv_values(row, shown, filters.profile, ranks=True) for row in rows),
     )
 
 
@@ -80,10 +89,14 @@ def leaderboard_json(request):
     head = {
         "suite": suite.slug,
         "filters": filters.as_dict(),
-        "columns": [{"key": t.key, "label": t.label, "metric": t.headline_metric} for t in shown],
+        "columns": [{"key": t.key, "label": t.label, "metric": _metric(t, filters)} for t in shown],
         "count": len(rows),
+        # Reported elsewhere, average only (never ranked with the rows below).
+        "reported_elsewhere": elsewhere.rows(filters) if filters.benchmark == "full" else [],
     }
-    return exports.stream_json(head, "rows", (exports.row_json(row, shown) for row in rows))
+    return exports.stream_json(
+        head, "rows", (exports.row_json(row, shown, ranks=True) for row in rows)
+    )
 
 
 def chart_params_json(request):
@@ -102,16 +115,23 @@ def chart_tasks_json(request):
     return exports.JsonResponse(charts.task_bars(rows, task_list))
 
 
+def _with_reproduced(entry) -> dict:
+    data = modelpage.model_data(entry)
+    paper = reproduced.paper_entry_of(entry)
+    data["reproduced"] = reproduced.pair_for(paper, csr_suite()) if paper else None
+    return data
+
+
 def model_detail(request, slug):
     entry = get_object_or_404(Entry, slug=slug)
-    return render(request, "leaderboard/model.html", {"m": modelpage.model_data(entry)})
+    return render(request, "leaderboard/model.html", {"m": _with_reproduced(entry)})
 
 
 def model_json(request, slug):
     entry = Entry.objects.filter(slug=slug).first()
     if entry is None:
         return exports.json_error(f"no model with slug {slug!r}", status=404)
-    return exports.JsonResponse(modelpage.model_data(entry))
+    return exports.JsonResponse(_with_reproduced(entry))
 
 
 def _paper_tables() -> dict[str, tuple[str, str]]:

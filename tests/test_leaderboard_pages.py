@@ -113,7 +113,7 @@ def test_the_json_twin_has_the_documented_keys(client, reported):
         "avg",
         "scores",
     }
-    assert set(row["scores"]["arc_easy"]) == {"value", "stderr", "n", "mark"}
+    assert set(row["scores"]["arc_easy"]) == {"value", "stderr", "n", "mark", "metric"}
     assert data["count"] == len(data["rows"]) == 41
 
 

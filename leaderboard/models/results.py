@@ -58,6 +58,17 @@ class Entry(models.Model):
     notes = models.TextField(blank=True)
     # Pinned size class; empty means "from params and settings.SIZE_CLASSES".
     size_class_pin = models.CharField(max_length=20, blank=True)
+    # Our mapping of a reported row to its Hugging Face repo ("owner/name"; blank if none).
+    hub_id = models.CharField(max_length=200, blank=True)
+    # Contamination flag: the task keys whose train splits the model saw, comma-separated
+    # (blank: none known), and where that is said (a source line, not our judgement).
+    contamination = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Task keys whose train (or test) data the model was trained on, "
+        "comma-separated, e.g. openbookqa,piqa. Blank: none known.",
+    )
+    contamination_source = models.CharField(max_length=300, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -77,6 +88,10 @@ class Entry(models.Model):
     @property
     def params_display(self) -> str:
         return self.params_label or format_params(self.params)
+
+    @property
+    def contamination_tasks(self) -> list[str]:
+        return [t for t in self.contamination.split(",") if t]
 
     @property
     def size_class(self) -> str:

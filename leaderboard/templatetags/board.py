@@ -16,3 +16,19 @@ def ms(value):
     if value is None:
         return "–"
     return f"{value:,.1f}"
+
+
+@register.filter
+def signed(value, digits=2):
+    """A difference in percentage points with its sign (+1.25, −0.40)."""
+    if value is None:
+        return "–"
+    return f"{value:+.{int(digits)}f}".replace("-", "−")
+
+
+@register.filter
+def pval(value):
+    """A p-value to three significant digits; below 0.0001 as "<0.0001" (the JSON keeps it)."""
+    if value is None:
+        return "–"
+    return "<0.0001" if value < 1e-4 else f"{value:.3g}"
