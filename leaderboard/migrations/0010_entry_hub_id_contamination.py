@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('leaderboard', '0008_throttle'),
+        ('leaderboard', '0009_probe_spread_and_host_lock'),
     ]
 
     operations = [
