@@ -16,3 +16,11 @@ def ms(value):
     if value is None:
         return "–"
     return f"{value:,.1f}"
+
+
+@register.filter
+def percent(fraction):
+    """A fraction (0.053) as a percentage with one decimal ("5.3 %"); an en dash when missing."""
+    if fraction is None:
+        return "–"
+    return f"{fraction * 100:.1f} %"

@@ -1,0 +1,97 @@
+"""What a new user sees on the secondary pages, in Chromium at desktop and phone widths."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from leaderboard.importing import import_reported
+from leaderboard.models import DeviceProfile, LatencyResult
+from tests.browser import chromium_page
+from tests.factories import make_entry, make_run
+
+pytestmark = pytest.mark.browser
+
+WIDTHS = (1366, 390)
+# Set SHOTS_DIR to keep the screenshots for a person to look at.
+SHOTS_DIR = os.getenv("SHOTS_DIR")
+
+
+def shoot(page, name: str) -> None:
+    if SHOTS_DIR:
+        Path(SHOTS_DIR).mkdir(parents=True, exist_ok=True)
+        page.screenshot(
+            path=f"{SHOTS_DIR}/{name}-{page.viewport_size['width']}.png", full_page=True
+        )
+
+
+def page_overflow(page) -> int:
+    """How many pixels the page scrolls sideways (0 when it does not)."""
+    return page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+
+
+def measured(entry, profile, decode_ms):
+    p50 = sorted(decode_ms)[len(decode_ms) // 2]
+    return LatencyResult.objects.create(
+        entry=entry,
+        profile=profile,
+        kind="measured",
+        citation="measured by this site",
+        load_ms=3.0,
+        init_ms=40.0,
+        execute_ms=p50,
+        decode_ms_p50=p50,
+        decode_ms_p90=max(decode_ms),
+        decode_tok_s=1000 / p50,
+        peak_rss_mb=420.0,
+        file_size_mb=250.0,
+        prefill_ms=30.0,
+        prefill_tokens=128,
+        roofline_frac=0.4,
+        samples={"decode_ms": decode_ms},
+    )
+
+
+def test_the_latency_page_never_scrolls_sideways_and_labels_its_points(
+    live_server, transactional_db, chromium_path
+):
+    import_reported()
+    board = DeviceProfile.objects.create(
+        slug="test-board", name="Test board", threads=1, runtime="eager", dtype="float32"
+    )
+    steady = make_entry("Steady tiny", params=10_000_000)
+    make_run(steady)
+    measured(steady, board, [2.3, 2.31, 2.29, 2.32, 2.3])
+    noisy = make_entry("Noisy tiny", params=10_000_000)
+    make_run(noisy)
+    measured(noisy, board, [2.3, 0.45, 14.1, 2.2, 16.8])
+    with chromium_page(chromium_path) as page:
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(live_server.url + "/latency/")
+            page.wait_for_selector(".latency-chart.drawn .main-svg", timeout=20000)
+            page.wait_for_function("document.querySelectorAll('.latency-chart.drawn').length == 2")
+            shoot(page, "latency")
+            assert page_overflow(page) == 0
+        # At laptop width every column of the measured table, Source last, is in its card.
+        page.set_viewport_size({"width": 1366, "height": 900})
+        page.goto(live_server.url + "/latency/")
+        card = page.locator("#profile-test-board .table-wrap").bounding_box()
+        source = page.locator("#profile-test-board th.source").bounding_box()
+        assert source["x"] + source["width"] <= card["x"] + card["width"] + 1
+        noisy_row = page.locator("#profile-test-board tr", has_text="Noisy tiny")
+        assert noisy_row.locator(".unstable").count() == 1
+        assert "5 samples" in noisy_row.inner_text()
+        steady_row = page.locator("#profile-test-board tr", has_text="Steady tiny")
+        assert steady_row.locator(".unstable").count() == 0
+        # Table 7's 15.6-16 ms get a linear axis with their names beside the points.
+        page.wait_for_function("document.querySelectorAll('.latency-chart.drawn').length == 2")
+        phone = "#chart-latency-iphone13-executorch-mps"
+        assert page.evaluate(f"document.querySelector('{phone}').layout.xaxis.type") == "linear"
+        labels = page.locator(f"{phone} .scatterlayer .textpoint").evaluate_all(
+            "els => els.map(e => e.textContent)"
+        )
+        assert "MobileLLM-LS-125M" in labels
+        assert page.errors == []
