@@ -4,9 +4,12 @@ import os
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
 
+from evaluator.tasks_spec import HARNESS_TASKS as TASKS
 from leaderboard.importing import import_reported
-from leaderboard.models import DeviceProfile, LatencyResult
+from leaderboard.models import DeviceProfile, LatencyResult, Probe, Submission
 from tests.browser import chromium_page
 from tests.factories import make_entry, make_run
 
@@ -95,3 +98,107 @@ def test_the_latency_page_never_scrolls_sideways_and_labels_its_points(
         )
         assert "MobileLLM-LS-125M" in labels
         assert page.errors == []
+
+
+def finished_submission(name: str, probe_error: str = "") -> Submission:
+    profile = DeviceProfile.objects.create(
+        slug="test-board", name="Test board", threads=1, runtime="eager", dtype="float32"
+    )
+    entry = make_entry(name, params=10_000_000)
+    run = make_run(entry, {"arc_easy": 0.61, "boolq": 0.625})
+    sub = Submission.objects.create(
+        url="https://example.org/tiny.tar.gz",
+        source_kind="archive",
+        checkpoint_key=f"url:{name}",
+        name=name,
+        secret="s",
+        status="done",
+        tasks=TASKS,
+        task_index=7,
+        task_name="winogrande",
+        task_fraction=1.0,
+        entry=entry,
+        run=run,
+    )
+    if probe_error:
+        Probe.objects.create(entry=entry, profile=profile, submission=sub, status="failed",
+                             error=probe_error)  # fmt: skip
+    else:
+        measured(entry, profile, [2.3, 2.31, 2.29, 2.32, 2.3])
+        Probe.objects.create(entry=entry, profile=profile, submission=sub, status="done")
+    return sub
+
+
+def test_a_finished_submission_shows_its_scores_and_latency(
+    live_server, transactional_db, chromium_path
+):
+    sub = finished_submission("Finished tiny")
+    with chromium_page(chromium_path) as page:
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(live_server.url + sub.get_absolute_url())
+            shoot(page, "submission-done")
+            assert page_overflow(page) == 0
+        scores = page.locator("#outcome-scores")
+        assert scores.locator("tbody td").count() == 9  # Avg. and the eight tasks
+        assert "ARC-e" in scores.inner_text() and "61.00" in scores.inner_text()
+        latency = page.locator("#outcome-latency").inner_text()
+        assert "Test board" in latency and "2.3" in latency and "5 samples" in latency
+        assert page.locator("#percent").inner_text() == "100%"
+        assert page.locator("#stage").inner_text() == "finished"
+        assert page.errors == []
+
+
+def test_the_queue_shows_a_failed_latency_probe(live_server, transactional_db, chromium_path):
+    finished_submission("Probe failed tiny", probe_error="latency probe on Test board failed")
+    with chromium_page(chromium_path) as page:
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(live_server.url + "/queue/")
+            shoot(page, "queue")
+            assert page_overflow(page) == 0
+        row = page.locator("#queue tbody tr", has_text="Probe failed tiny")
+        assert "done" in row.locator("td").nth(3).inner_text()
+        assert row.locator("td.probes").inner_text().strip() == "test-board: probe failed"
+        assert page.errors == []
+
+
+def test_cancelling_asks_for_confirmation_first(live_server, transactional_db, chromium_path):
+    sub = Submission.objects.create(
+        url="https://example.org/tiny.tar.gz",
+        source_kind="archive",
+        checkpoint_key="url:cancel",
+        name="Running tiny",
+        secret="s",
+        status="pending",
+        tasks=TASKS,
+    )
+    staff = User.objects.create_user("op", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    with chromium_page(chromium_path) as page:
+        page.context.add_cookies(
+            [
+                {
+                    "name": "sessionid",
+                    "value": client.cookies["sessionid"].value,
+                    "url": live_server.url,
+                }
+            ]  # fmt: skip
+        )
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(live_server.url + sub.get_absolute_url())
+            assert page_overflow(page) == 0
+        # One click only opens the question; the submission runs on until it is answered.
+        assert not page.locator("#cancel").is_visible()
+        page.click("#cancel-box summary")
+        shoot(page, "submission-cancel")
+        assert page.locator("#cancel").is_visible()
+        sub.refresh_from_db()
+        assert sub.status == "pending"
+        page.click("#cancel")
+        page.wait_for_selector("#status.cancelled")
+        assert page.errors == []
+    sub.refresh_from_db()
+    assert sub.status == "cancelled"
