@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import latency_views, submissions, views
+from . import latency_views, provenance, submissions, views
 
 urlpatterns = [
     path("", views.index, name="leaderboard-index"),
@@ -12,6 +12,11 @@ urlpatterns = [
     path("charts/tasks.json", views.chart_tasks_json, name="leaderboard-chart-tasks"),
     path("models/<slug:slug>/", views.model_detail, name="leaderboard-model"),
     path("models/<slug:slug>.json", views.model_json, name="leaderboard-model-json"),
+    path(
+        "models/<slug:slug>/runs/<int:run_id>/provenance.json",
+        provenance.provenance_json,
+        name="leaderboard-run-provenance",
+    ),
     path("paper/", views.paper_index, name="leaderboard-paper-index"),
     path("paper/<slug:table_slug>/", views.paper_detail, name="leaderboard-paper"),
     path("paper/<slug:table_slug>.csv", views.paper_csv, name="leaderboard-paper-csv"),

@@ -1,5 +1,6 @@
 """What a new user sees on the secondary pages, in Chromium at desktop and phone widths."""
 
+import json
 import os
 from pathlib import Path
 
@@ -202,3 +203,66 @@ def test_cancelling_asks_for_confirmation_first(live_server, transactional_db, c
         assert page.errors == []
     sub.refresh_from_db()
     assert sub.status == "cancelled"
+
+
+PROVENANCE = {
+    "benchmark": "sample",
+    "limit": None,
+    "num_fewshot": 0,
+    "data": {
+        "source": "sample",
+        "root": None,
+        "tasks": {
+            "arc_easy": {
+                "file": "arc_easy.jsonl",
+                "split": "test",
+                "sha256": "ab" * 32,
+                "items": 20,
+            },  # fmt: skip
+        },
+    },
+    "task_versions": {"arc_easy": 1.0},
+    "versions": {"lm_eval": "0.4.9", "transformers": "4.57.1", "torch": "2.9.0"},
+    "lm_eval_version": "0.4.9",
+    "dtype": "float32",
+    "batch_size": 8,
+    "device": "cpu",
+    "seeds": {"random": 0, "torch": 1234},
+    "engine": {"name": "fast", "lm_eval_model": "hf-trie", "version": "1"},
+    "hardware": {"cpu": "AMD EPYC 7B13", "cores": 2, "platform": "Linux-6.1-x86_64"},
+    "started_at": "2026-12-06T05:00:00Z",
+    "wall_s": 95.2,
+    "project_version": "0.3.0",
+    "submission": 7,
+}
+
+
+def test_the_model_page_shows_provenance_as_a_table_with_a_json_download(
+    live_server, transactional_db, chromium_path
+):
+    entry = make_entry("Provenance tiny", params=10_000_000)
+    run = make_run(entry, provenance=PROVENANCE)
+    with chromium_page(chromium_path) as page:
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(live_server.url + entry.get_absolute_url())
+            shoot(page, "model")
+            assert page_overflow(page) == 0
+        table = page.locator(f"#provenance-{run.pk} table.facts-table")
+        facts = dict(
+            zip(
+                table.locator("th").all_inner_texts(),
+                table.locator("td").all_inner_texts(),
+                strict=True,
+            )
+        )
+        assert facts["Harness"] == "lm-eval 0.4.9, zero-shot"
+        assert facts["Engine"] == "hf-trie, setting fast, v1"
+        assert facts["Hardware"] == "AMD EPYC 7B13, 2 cores, Linux-6.1-x86_64"
+        assert facts["Duration"] == "1.6 min (95 s)"
+        assert "{'" not in page.content()  # no raw Python dict left
+        with page.expect_download() as download:
+            page.click(f"#provenance-{run.pk} a[download]")
+        saved = json.loads(Path(download.value.path()).read_text())
+        assert saved == PROVENANCE
+        assert page.errors == []
