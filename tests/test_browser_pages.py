@@ -266,3 +266,43 @@ def test_the_model_page_shows_provenance_as_a_table_with_a_json_download(
         saved = json.loads(Path(download.value.path()).read_text())
         assert saved == PROVENANCE
         assert page.errors == []
+
+
+def test_the_paper_index_shows_captions_and_sizes_and_sources_stay_on_one_line(
+    live_server, transactional_db, chromium_path
+):
+    import_reported()
+    with chromium_page(chromium_path) as page:
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(live_server.url + "/paper/")
+            shoot(page, "paper-index")
+            assert page_overflow(page) == 0
+            page.goto(live_server.url + "/paper/layer-sharing-ablation/")
+            shoot(page, "paper-ablation")
+            assert page_overflow(page) == 0
+            page.goto(live_server.url + "/paper/table-8/")
+            shoot(page, "paper-table-8")
+            assert page_overflow(page) == 0
+        page.goto(live_server.url + "/paper/layer-sharing-ablation/")
+        caption = page.locator("#caption").inner_text()
+        assert "layer-sharing ablation" in caption and "Tables 3 and 8" not in caption
+        # One source for all rows is said once, not repeated in a column.
+        assert "layer-sharing ablation" in page.locator("#common-source").inner_text()
+        assert page.locator("#paper-table td.source").count() == 0
+        # Table 8 quotes Table 3 for two rows: a Source column, one line high per cell.
+        page.goto(live_server.url + "/paper/table-8/")
+        heights = page.locator("#paper-table tbody td.source").evaluate_all(
+            "cells => cells.map(c => c.getBoundingClientRect().height)"
+        )
+        numbers = page.locator("#paper-table tbody td.num").first.bounding_box()["height"]
+        assert max(heights) <= numbers + 1
+        page.goto(live_server.url + "/paper/")
+        rows = {
+            r.locator("td.name").inner_text(): r.locator("td").all_inner_texts()
+            for r in page.locator("#paper-index tbody tr").all()
+        }
+        assert rows["Table 3"][2] == "17 in 2 groups" and rows["Table 3"][3] == "8"
+        assert rows["Layer-sharing ablation"][2] == "8 in 2 groups"
+        assert "Table 8" in rows["Table 8"][1] and rows["Table 7"][2] == "3"
+        assert page.errors == []
