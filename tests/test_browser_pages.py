@@ -306,3 +306,20 @@ def test_the_paper_index_shows_captions_and_sizes_and_sources_stay_on_one_line(
         assert rows["Layer-sharing ablation"][2] == "8 in 2 groups"
         assert "Table 8" in rows["Table 8"][1] and rows["Table 7"][2] == "3"
         assert page.errors == []
+
+
+def test_buttons_and_fields_share_one_style(live_server, transactional_db, chromium_path):
+    with chromium_page(chromium_path) as page:
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(live_server.url + "/submit/")
+            shoot(page, "submit")
+            assert page_overflow(page) == 0
+        style = """el => { const s = getComputedStyle(el);
+            return [s.borderRadius, s.fontFamily, s.backgroundColor]; }"""
+        submit = page.locator("#submit-button").evaluate(style)
+        assert submit[0] == "5px" and submit[2] != "rgb(239, 239, 239)"  # not Chromium's grey
+        fields = page.locator(".submit-form input[type=text], .submit-form textarea")
+        radii = {tuple(f.evaluate(style)[:2]) for f in fields.all()}
+        assert radii == {("5px", submit[1])}  # the page's font, not the browser's
+        assert page.errors == []
