@@ -41,7 +41,9 @@ def test_evaluate_runs_the_pipeline_in_the_foreground_and_prints_the_page(db, si
     # The sample set with a limit is still labelled the sample set, the limit recorded.
     assert run.benchmark == "sample" and not run.ranked and run.provenance["limit"] == 10
     assert set(run.scores.values_list("n", flat=True)) == {10}
-    assert "boolq" in capsys.readouterr().err  # the progress bar
+    err = capsys.readouterr().err
+    assert "boolq" in err  # the progress bar, and only ours: no tqdm bar ("10%|##  |")
+    assert "%|" not in err and "it/s]" not in err
     # Twice: nothing runs again.
     again = StringIO()
     call_command(

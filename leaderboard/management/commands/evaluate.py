@@ -1,4 +1,5 @@
 import sys
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -58,7 +59,8 @@ class Command(BaseCommand):
         if not created:
             self.stdout.write(f"Already submitted as #{sub.pk} ({sub.status}).")
         else:
-            status = pipeline.run(sub.pk, progress=self._bar)
+            with only_our_bar():
+                status = pipeline.run(sub.pk, progress=self._bar)
             sys.stderr.write("\n")
             sub.refresh_from_db()
             if status not in (Submission.Status.DONE, Submission.Status.PROBING):
@@ -79,3 +81,23 @@ class Command(BaseCommand):
             f"{task:<14} ({index + 1}/{count})"
         )
         sys.stderr.flush()
+
+
+@contextmanager
+def only_our_bar():
+    """lm-eval, datasets and transformers draw tqdm bars on the same terminal line as ours,
+    and the two interleave into noise: while the command evaluates, theirs are switched off
+    (lm-eval passes disable=False explicitly, so tqdm's own switches are not enough)."""
+    from tqdm import std
+
+    original = std.tqdm.__init__
+
+    def quiet(self, *args, **kwargs):
+        kwargs["disable"] = True
+        original(self, *args, **kwargs)
+
+    std.tqdm.__init__ = quiet
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = original
