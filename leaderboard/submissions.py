@@ -279,11 +279,14 @@ def api_submit(request, payload):
 
 @json_post_only
 def api_cancel(request, payload, pk):
-    """POST /api/submissions/<id>/cancel with {"secret": ...} (returned at creation)."""
+    """POST /api/submissions/<id>/cancel with {"cancel_secret": ...}, the key and value the
+    creation answered with ({"secret": ...}, the older name, still works)."""
     sub = Submission.objects.filter(pk=pk).first()
     if sub is None:
         return exports.json_error(f"no submission #{pk}", 404)
-    secret = payload.get("secret", "") if isinstance(payload, dict) else ""
+    secret = ""
+    if isinstance(payload, dict):
+        secret = payload.get("cancel_secret", payload.get("secret", ""))
     # Secrets are URL-safe ASCII: anything else (a lone surrogate, say) cannot match.
     if (
         not isinstance(secret, str)

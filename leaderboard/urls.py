@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import latency_views, provenance, submissions, views
+from . import latency_views, openapi, provenance, submissions, views
 
 urlpatterns = [
     path("", views.index, name="leaderboard-index"),
@@ -39,6 +39,7 @@ urlpatterns = [
         submissions.submission_cancel,
         name="leaderboard-submission-cancel",
     ),
+    path("api/openapi.json", openapi.openapi_json, name="leaderboard-api-openapi"),
     path("api/submissions", submissions.api_submit, name="leaderboard-api-submit"),
     path(
         "api/submissions/<int:pk>/cancel",
