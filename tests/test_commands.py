@@ -211,3 +211,18 @@ def test_evaluate_no_probe_leaves_it_to_the_worker_and_says_how_to_run_it(db, si
     call_command("probe", sub.entry.slug, "--profile", "local-cpu", stdout=StringIO())
     sub.refresh_from_db()
     assert sub.status == "done" and sub.probes.get().status == "done"
+
+
+def test_a_second_probe_of_a_model_a_worker_is_probing_is_refused_with_a_message(db):
+    from leaderboard.models import Probe
+    from tests.factories import make_entry
+
+    profile, _ = DeviceProfile.objects.update_or_create(
+        slug="local-cpu",
+        defaults={"name": "Local CPU", "threads": 1, "active": True, "reported": False},
+    )
+    entry = make_entry("Busy tiny")
+    Probe.objects.create(entry=entry, profile=profile, status="running")
+    with pytest.raises(CommandError, match="being probed on local-cpu right now"):
+        call_command("probe", entry.slug, "--profile", "local-cpu", stdout=StringIO())
+    assert Probe.objects.get().status == "running"  # the worker's probe is left alone
