@@ -26,7 +26,8 @@ migrate: install
 run: migrate
 	$(PY) manage.py import_reported
 	$(PY) manage.py make_demo_checkpoint
-	HOST=$(HOST) PORT=$(PORT) PY=$(PY) ./scripts/run.sh
+	mkdir -p var && echo "$${SITE_URL:-http://$(HOST):$(PORT)}" > var/site-url
+	SITE_URL="$${SITE_URL:-http://$(HOST):$(PORT)}" HOST=$(HOST) PORT=$(PORT) PY=$(PY) ./scripts/run.sh
 
 # With no DATABASE_URL, the tests use the local PostgreSQL when one answers (the worker
 # tests need it), else SQLite, where those tests skip with a reason.

@@ -91,9 +91,17 @@ if not DEBUG and secret_key_problem(SECRET_KEY):
 SECRET_KEY = SECRET_KEY or "dev-only-insecure-key"
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
-SITE_URL = os.getenv("SITE_URL", "http://127.0.0.1:8000")
 PROJECT_VERSION = "0.1.0"
 VAR_DIR = Path(os.getenv("VAR_DIR", BASE_DIR / "var"))
+# The address links printed in the terminal point to (`manage.py evaluate`). `make run`
+# writes the one it serves on to var/site-url, so that a command run from another terminal
+# prints the right port without the user exporting anything.
+_SITE_URL_FILE = VAR_DIR / "site-url"
+SITE_URL = (
+    os.getenv("SITE_URL")
+    or (_SITE_URL_FILE.read_text().strip() if _SITE_URL_FILE.is_file() else "")
+    or "http://127.0.0.1:8000"
+).rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -4,6 +4,7 @@ from django.shortcuts import render
 
 from . import charts, exports
 from .models import DeviceProfile, EvaluationRun, LatencyResult
+from .spread import decode_spread
 from .suites import csr_suite
 
 COLUMNS = [
@@ -27,6 +28,12 @@ COLUMNS = [
     "roofline_frac",
     "avg",
     "avg_benchmark",
+    # The spread of the raw decode samples behind execute_ms (leaderboard/spread.py).
+    "decode_ms_min",
+    "decode_samples",
+    "decode_cv",
+    "unstable",
+    "unstable_why",
 ]
 
 
@@ -58,6 +65,7 @@ def rows_for(profile: DeviceProfile) -> list[dict]:
     rows = []
     for r in results:
         avg, benchmark = accuracy.get(r.entry_id, (None, ""))
+        spread = decode_spread(r.samples)
         rows.append(
             {
                 "model": r.entry.name,
@@ -69,6 +77,11 @@ def rows_for(profile: DeviceProfile) -> list[dict]:
                 **{f: getattr(r, f) for f in COLUMNS[6:18]},
                 "avg": None if avg is None else round(avg, 2),
                 "avg_benchmark": benchmark,
+                "decode_ms_min": spread["min"],
+                "decode_samples": spread["n"],
+                "decode_cv": None if spread["cv"] is None else round(spread["cv"], 4),
+                "unstable": spread["unstable"],
+                "unstable_why": spread["why"],
             }
         )
     return rows
@@ -136,6 +149,10 @@ def chart_latency_json(request):
             "benchmark": r["avg_benchmark"],
             "provenance": r["provenance"],
             "source": r["source"],
+            "decode_ms_p90": r["decode_ms_p90"],
+            "decode_samples": r["decode_samples"],
+            "decode_cv": r["decode_cv"],
+            "unstable": r["unstable"],
         }
         for r in rows_for(profile)
         if r["execute_ms"] is not None and r["avg"] is not None

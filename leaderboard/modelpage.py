@@ -4,6 +4,8 @@ renderers). Accuracies are in percent here, as everywhere the site shows or serv
 from __future__ import annotations
 
 from .models import EvaluationRun, LatencyResult, TaskScore
+from .provenance import data_rows, provenance_rows
+from .spread import decode_spread
 from .units import percent, rounded
 
 LATENCY_KEYS = [
@@ -80,6 +82,8 @@ def _run(run: EvaluationRun, scores: list) -> dict:
         "paper_tables": [{"table": p.table, "group": p.group} for p in run.paper_rows.all()],
         "details": run.provenance,
         "cost": None if reported else run_cost(run.provenance or {}),
+        "provenance_rows": [] if reported else provenance_rows(run.provenance or {}),
+        "data_rows": [] if reported else data_rows(run.provenance or {}),
         "samples_url": run.samples_file.url if run.samples_file else None,
         "samples_lm_eval_url": f"/models/{run.entry.slug}/runs/{run.pk}/samples.zip"
         if run.samples_file and not reported
@@ -136,5 +140,6 @@ def _latency(r: LatencyResult) -> dict:
         **{key: getattr(r, key) for key in LATENCY_KEYS},
         # Measured while other work ran on the host (evaluator.hostlock.under_load).
         "under_load": r.environment.get("under_load"),
+        "spread": decode_spread(r.samples),
         "environment": r.environment,
     }

@@ -16,15 +16,15 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from evaluator import checkpoint, harness, hostlock, machine
 
 from . import intake, queueing, runstate
-from .models import Entry, EvaluationRun, Submission, TaskScore
-from .redaction import public
+from .models import Entry, EvaluationRun, LatencyResult, Submission, TaskScore
+from .redaction import harmless, public
 from .suites import csr_suite
 
 log = logging.getLogger(__name__)
@@ -42,14 +42,20 @@ class LogTail(logging.Handler):
     def __init__(self, lines: int = 60):
         super().__init__(logging.INFO)
         self.lines = deque(maxlen=lines)
+        # What the submitter sees: known harmless warnings left out (operators keep them).
+        self.public_lines = deque(maxlen=lines)
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record):
-        self.lines.append(self.format(record))
+        line = self.format(record)
+        self.lines.append(line)
+        if not harmless(record):
+            self.public_lines.append(line)
 
     def text(self, extra: str = "") -> str:
-        """The public tail: no traceback, no server path (the log lines can hold both)."""
-        return public(self.full(extra))[-8000:]
+        """The public tail: no harmless noise, no traceback, no server path (the log lines
+        can hold both)."""
+        return public("\n".join([*self.public_lines, extra]).strip())[-8000:]
 
     def full(self, extra: str = "") -> str:
         """Everything, tracebacks included: for Submission.operator_log (admin only)."""
@@ -86,6 +92,27 @@ def run(pk: int, task_id: str = "", progress=None, soft_limit_s: float | None = 
     finally:
         logging.getLogger().removeHandler(tail)
         shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            runstate.with_db_retry(drop_empty_entry, pk)
+        except DatabaseError:  # an empty page left behind is no reason to fail the run
+            log.warning("submission %s: its empty entry was not removed", pk)
+
+
+def drop_empty_entry(pk: int) -> None:
+    """The entry is created as the evaluation begins; if the submission then ended without
+    scores (cancelled, failed), its model page would only say "No evaluation yet": delete it
+    unless something else (a run, a latency result, another submission) holds on to it."""
+    sub = Submission.objects.filter(pk=pk, status__in=[S.CANCELLED, S.FAILED, S.REJECTED]).first()
+    if sub is None or sub.entry_id is None:
+        return
+    entry = sub.entry_id
+    held = (
+        EvaluationRun.objects.filter(entry_id=entry).exists()
+        or LatencyResult.objects.filter(entry_id=entry).exists()
+        or Submission.objects.filter(entry_id=entry).exclude(pk=pk).exists()
+    )
+    if not held:
+        Entry.objects.filter(pk=entry).delete()  # the submission's link is set to NULL
 
 
 def _refused(sub: Submission, exc: checkpoint.CheckpointError, tail: LogTail) -> str:
@@ -152,6 +179,9 @@ def _run(sub: Submission, workdir: Path, beat: runstate.Beat) -> str:
         return runstate.with_db_retry(runstate.start_probing, sub)
     shutil.rmtree(workdir, ignore_errors=True)
     fetched = fetch_checkpoint(sub, workdir / "model", beat.download, beat.should_stop)
+    # The download's fraction must not be written as the first task's: the next heartbeat
+    # (while the model loads) would show "task 100%" and 1/8 done before any task ran.
+    beat.fields = {"task_index": 0, "task_name": "", "task_fraction": 0.0}
     twin = _evaluated_twin(sub, fetched.sha256)
     if twin is not None:
         runstate.move(

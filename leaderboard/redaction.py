@@ -7,6 +7,7 @@ server log and in Submission.operator_log (admin only)."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 _TRACEBACK_START = "Traceback (most recent call last):"
@@ -29,3 +30,18 @@ def public(text: str) -> str:
         in_traceback = False  # the exception's own line ends the traceback: kept
         lines.append(line)
     return _PATH.sub(lambda m: f"…/{m.group(1)}", "\n".join(lines))
+
+
+# Warnings that every run prints and that say nothing about the submission: torchao's C++
+# extensions do not match this torch build (it falls back to Python kernels).
+_HARMLESS = [
+    ("torchao", re.compile(r"^(Failed to load .*_C|Skipping import of cpp extensions)")),
+]
+
+
+def harmless(record: logging.LogRecord) -> bool:
+    """Whether record is known noise, left out of the submitter's log tail."""
+    message = record.getMessage()
+    return any(
+        record.name.startswith(logger) and pattern.match(message) for logger, pattern in _HARMLESS
+    )

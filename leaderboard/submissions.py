@@ -20,6 +20,7 @@ from . import exports, intake, runstate, throttle
 from .demo import demo_url
 from .forms import SubmissionForm
 from .models import Submission
+from .progress import outcome, stage
 from .redaction import public
 from .throttle import client_ip
 
@@ -90,7 +91,18 @@ def owns(request, sub: Submission) -> bool:
     return (bool(secret) and constant_time_compare(secret, sub.secret)) or request.user.is_staff
 
 
-def submission_json_data(sub: Submission) -> dict:
+def probe_states(sub: Submission) -> list[dict]:
+    """Every latency probe of sub and how it stands: "done" is the evaluation's state, and
+    a probe can still fail after it. Errors are public text, like Submission.error."""
+    return [
+        {"profile": p.profile.slug, "status": p.status, "error": public(p.error) or None}
+        for p in sub.probes.all()
+    ]
+
+
+def submission_json_data(sub: Submission, detail: bool = False) -> dict:
+    """The submission as the page, its JSON and the API show it; detail adds its stored
+    scores and latency (a few queries more: one submission's page, not the queue's)."""
     now = timezone.now()
     elapsed = ((sub.finished or now) - sub.started).total_seconds() if sub.started else None
     progress = sub.progress
@@ -109,38 +121,53 @@ def submission_json_data(sub: Submission) -> dict:
         "task": sub.task_name or None,
         "task_fraction": round(sub.task_fraction, 4),
         "progress": round(progress, 4),
+        "stage": stage(sub),
         "elapsed_s": None if elapsed is None else round(elapsed),
         "eta_s": eta,
         "error": sub.error or None,
         "log_tail": sub.log_tail or None,
         "probes_pending": sub.probes_pending,
+        # Every latency probe of this submission and how it ended: "done" above is the
+        # evaluation's state, and a probe can fail after it.
+        "probes": probe_states(sub),
         "data": public(sub.data),  # an operator's data directory: its name, not its path
         "limit": sub.limit,
         "created": sub.created.isoformat(timespec="seconds"),
         "finished": sub.finished.isoformat(timespec="seconds") if sub.finished else None,
         "model_url": sub.entry.get_absolute_url() if sub.entry_id else None,
         "page": sub.get_absolute_url(),
+        **({"outcome": outcome(sub)} if detail else {}),
     }
 
 
 def submission_detail(request, pk):
-    sub = get_object_or_404(Submission.objects.select_related("entry", "duplicate_of"), pk=pk)
+    sub = get_object_or_404(
+        Submission.objects.select_related("entry", "duplicate_of", "run").prefetch_related(
+            "probes__profile"
+        ),
+        pk=pk,
+    )
     return render(
         request,
         "leaderboard/submission.html",
         {
             "sub": sub,
-            "data": submission_json_data(sub),
+            "data": submission_json_data(sub, detail=True),
             "can_cancel": owns(request, sub) and sub.is_active,
         },
     )
 
 
 def submission_json(request, pk):
-    sub = Submission.objects.select_related("entry").filter(pk=pk).first()
+    sub = (
+        Submission.objects.select_related("entry", "run")
+        .prefetch_related("probes__profile")
+        .filter(pk=pk)
+        .first()
+    )
     if sub is None:
         return exports.json_error(f"no submission #{pk}", status=404)
-    return JsonResponse(submission_json_data(sub))
+    return JsonResponse(submission_json_data(sub, detail=True))
 
 
 @require_POST
@@ -161,6 +188,8 @@ def queue(request):
     if status in Submission.Status.values:
         subs = subs.filter(status=status)
     page = Paginator(subs, 50).get_page(request.GET.get("page"))
+    for sub in page:
+        sub.probe_states = probe_states(sub)
     return render(
         request,
         "leaderboard/queue.html",
@@ -250,11 +279,14 @@ def api_submit(request, payload):
 
 @json_post_only
 def api_cancel(request, payload, pk):
-    """POST /api/submissions/<id>/cancel with {"secret": ...} (returned at creation)."""
+    """POST /api/submissions/<id>/cancel with {"cancel_secret": ...}, the key and value the
+    creation answered with ({"secret": ...}, the older name, still works)."""
     sub = Submission.objects.filter(pk=pk).first()
     if sub is None:
         return exports.json_error(f"no submission #{pk}", 404)
-    secret = payload.get("secret", "") if isinstance(payload, dict) else ""
+    secret = ""
+    if isinstance(payload, dict):
+        secret = payload.get("cancel_secret", payload.get("secret", ""))
     # Secrets are URL-safe ASCII: anything else (a lone surrogate, say) cannot match.
     if (
         not isinstance(secret, str)

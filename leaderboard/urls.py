@@ -1,6 +1,15 @@
 from django.urls import path
 
-from . import bundles, compare_views, latency_views, reproduced_views, submissions, views
+from . import (
+    bundles,
+    compare_views,
+    latency_views,
+    openapi,
+    provenance,
+    reproduced_views,
+    submissions,
+    views,
+)
 
 urlpatterns = [
     path("", views.index, name="leaderboard-index"),
@@ -28,6 +37,11 @@ urlpatterns = [
         name="leaderboard-run-samples",
     ),
     path("models/<slug:slug>.json", views.model_json, name="leaderboard-model-json"),
+    path(
+        "models/<slug:slug>/runs/<int:run_id>/provenance.json",
+        provenance.provenance_json,
+        name="leaderboard-run-provenance",
+    ),
     path("paper/", views.paper_index, name="leaderboard-paper-index"),
     path("paper/<slug:table_slug>/", views.paper_detail, name="leaderboard-paper"),
     path("paper/<slug:table_slug>.csv", views.paper_csv, name="leaderboard-paper-csv"),
@@ -50,6 +64,7 @@ urlpatterns = [
         submissions.submission_cancel,
         name="leaderboard-submission-cancel",
     ),
+    path("api/openapi.json", openapi.openapi_json, name="leaderboard-api-openapi"),
     path("api/submissions", submissions.api_submit, name="leaderboard-api-submit"),
     path(
         "api/submissions/<int:pk>/cancel",

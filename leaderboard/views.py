@@ -4,7 +4,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
-from . import charts, elsewhere, exports, modelpage, ranking, reproduced, tables
+from . import charts, elsewhere, exports, modelpage, paper, ranking, reproduced, tables
 from .models import DeviceProfile, Entry, PaperRow
 from .suites import csr_suite
 
@@ -151,7 +151,11 @@ def _paper(table_slug):
 
 
 def paper_index(request):
-    return render(request, "leaderboard/paper_index.html", {"tables": _paper_tables()})
+    return render(
+        request,
+        "leaderboard/paper_index.html",
+        {"tables": paper.index(), "table7_rows": paper.table7_rows()},
+    )
 
 
 def paper_detail(request, table_slug):
@@ -167,12 +171,15 @@ def paper_detail(request, table_slug):
         "leaderboard/paper.html",
         {
             "table": table,
+            "caption": paper.caption(table, suite.description),
             "slug": table_slug,
             "suite": suite,
             "tasks": task_list,
             "groups": groups,
             "has_avg": any(r.avg.value is not None for r in rows),
             "has_layers": any(r.layers for r in rows),
+            # One source for every row is said once above the table, not in a column.
+            "common_source": sources.pop() if len(sources := {r.source for r in rows}) == 1 else "",
         },
     )
 

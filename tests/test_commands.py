@@ -41,7 +41,9 @@ def test_evaluate_runs_the_pipeline_in_the_foreground_and_prints_the_page(db, si
     # The sample set with a limit is still labelled the sample set, the limit recorded.
     assert run.benchmark == "sample" and not run.ranked and run.provenance["limit"] == 10
     assert set(run.scores.values_list("n", flat=True)) == {10}
-    assert "boolq" in capsys.readouterr().err  # the progress bar
+    err = capsys.readouterr().err
+    assert "boolq" in err  # the progress bar, and only ours: no tqdm bar ("10%|##  |")
+    assert "%|" not in err and "it/s]" not in err
     # Twice: nothing runs again.
     again = StringIO()
     call_command(
@@ -160,3 +162,67 @@ def test_the_model_json_carries_provenance_of_a_measured_run(client, db, site, s
     assert [t["task"] for t in cost["tasks"]] == ["piqa"]
     html = client.get(f"/models/{slug}/").content.decode()
     assert "Evaluated in" in html and "engine <code>hf-trie</code>" in html
+
+
+def test_evaluate_probes_in_the_foreground_so_the_submission_ends_done(db, site, served):
+    DeviceProfile.objects.update_or_create(
+        slug="local-cpu",
+        defaults={"name": "Local CPU", "threads": 1, "active": True, "reported": False},
+    )
+    out = StringIO()
+    call_command(
+        "evaluate",
+        f"{served.url}/tiny.tar.gz",
+        "--name",
+        "Foreground tiny",
+        "--tasks",
+        "boolq",
+        "--limit",
+        "5",
+        "--probe",
+        stdout=out,
+    )
+    sub = Submission.objects.get()
+    assert sub.status == "done" and "Measuring latency on local-cpu" in out.getvalue()
+    assert LatencyResult.objects.get(entry=sub.entry).execute_ms > 0
+    assert sub.probes.get().status == "done"
+
+
+def test_evaluate_no_probe_leaves_it_to_the_worker_and_says_how_to_run_it(db, site, served):
+    DeviceProfile.objects.update_or_create(
+        slug="local-cpu",
+        defaults={"name": "Local CPU", "threads": 1, "active": True, "reported": False},
+    )
+    out = StringIO()
+    call_command(
+        "evaluate",
+        f"{served.url}/tiny.tar.gz",
+        "--tasks",
+        "boolq",
+        "--limit",
+        "5",
+        "--no-probe",
+        stdout=out,
+    )
+    sub = Submission.objects.get()
+    assert sub.status == "probing" and not LatencyResult.objects.filter(entry=sub.entry).exists()
+    assert f"manage.py probe {sub.entry.slug} --profile local-cpu" in out.getvalue()
+    # A manual probe takes that queued probe over and completes the submission.
+    call_command("probe", sub.entry.slug, "--profile", "local-cpu", stdout=StringIO())
+    sub.refresh_from_db()
+    assert sub.status == "done" and sub.probes.get().status == "done"
+
+
+def test_a_second_probe_of_a_model_a_worker_is_probing_is_refused_with_a_message(db):
+    from leaderboard.models import Probe
+    from tests.factories import make_entry
+
+    profile, _ = DeviceProfile.objects.update_or_create(
+        slug="local-cpu",
+        defaults={"name": "Local CPU", "threads": 1, "active": True, "reported": False},
+    )
+    entry = make_entry("Busy tiny")
+    Probe.objects.create(entry=entry, profile=profile, status="running")
+    with pytest.raises(CommandError, match="being probed on local-cpu right now"):
+        call_command("probe", entry.slug, "--profile", "local-cpu", stdout=StringIO())
+    assert Probe.objects.get().status == "running"  # the worker's probe is left alone

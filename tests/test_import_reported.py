@@ -88,3 +88,13 @@ def test_the_paper_groups_are_kept_where_the_size_ranges_disagree(reported):
     assert Entry.objects.get(name="BLOOM-560M").size_class == "350M"
     assert Entry.objects.get(name="MobileLLM-600M").size_class == "600M"
     assert Entry.objects.get(name="RWKV-3B").size_class == "1.5B"
+
+
+def test_the_command_says_what_it_imported_in_words(db):
+    out = StringIO()
+    call_command("import_reported", stdout=out)
+    text = out.getvalue()
+    models = Entry.objects.count()
+    assert f"Added: {models} models, " in text
+    assert f"{DeviceProfile.objects.filter(reported=True).count()} device profile" in text
+    assert "unchanged" not in text and "entries" not in text

@@ -44,3 +44,22 @@ def test_with_nothing_set_the_database_is_the_checkouts_own_whatever_the_directo
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(ROOT / "db.sqlite3")
+
+
+def site_url_with(env_extra: dict, tmp_path) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "SITE_URL"}
+    env.update(PYTHONPATH=str(ROOT), VAR_DIR=str(tmp_path), **env_extra)
+    code = "import config.settings as s; print(s.SITE_URL)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+def test_printed_links_follow_the_port_make_run_serves_on(tmp_path):
+    assert site_url_with({}, tmp_path) == "http://127.0.0.1:8000"
+    (tmp_path / "site-url").write_text("http://127.0.0.1:8123\n")  # what `make run` writes
+    assert site_url_with({}, tmp_path) == "http://127.0.0.1:8123"
+    assert site_url_with({"SITE_URL": "https://lb.example.org/"}, tmp_path) == (
+        "https://lb.example.org"
+    )

@@ -131,7 +131,9 @@ class Submission(models.Model):
             return 1.0
         count = len(self.tasks) or 1
         if self.status in (self.Status.PENDING, self.Status.FETCHING):
-            return 0.0
+            return 0.0  # task_fraction holds the download's fraction then, not a task's
+        if self.entry_id is None:
+            return 0.0  # ended before its evaluation began (the entry is set as it begins)
         return min(1.0, (self.task_index + self.task_fraction) / count)
 
 

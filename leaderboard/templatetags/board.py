@@ -32,3 +32,11 @@ def pval(value):
     if value is None:
         return "–"
     return "<0.0001" if value < 1e-4 else f"{value:.3g}"
+
+
+@register.filter
+def percent(fraction):
+    """A fraction (0.053) as a percentage with one decimal ("5.3 %"); an en dash when missing."""
+    if fraction is None:
+        return "–"
+    return f"{fraction * 100:.1f} %"

@@ -9,9 +9,13 @@
     status.textContent = d.status;
     status.className = "status " + d.status;
     text("task", d.task ? d.task + " (" + (d.task_index + 1) + " of " + d.task_count + ")" : "–");
-    document.getElementById("progress").value = d.progress;
-    text("percent", pct(d.progress));
-    text("task-percent", pct(d.task_fraction));
+    // Progress only moves forward on the page: a late poll answered out of order must not
+    // pull the bar back.
+    var bar = document.getElementById("progress");
+    var shown = Math.max(Number(bar.value) || 0, d.progress);
+    bar.value = shown;
+    text("percent", pct(shown));
+    text("stage", d.stage);
     text("elapsed", d.elapsed_s === null ? "–" : d.elapsed_s + " s");
     text("eta", d.eta_s === null ? "–" : d.eta_s + " s");
     if (d.error) { text("error", d.error); document.getElementById("error-box").hidden = false; }
@@ -23,8 +27,15 @@
       result.textContent = ""; result.appendChild(a);
     }
     if (!d.active) {
-      var cancel = document.getElementById("cancel-form");
+      var cancel = document.getElementById("cancel-box");
       if (cancel) { cancel.remove(); }
+    }
+    // The scores (stored when probing starts) and the latency (when it ends) are rendered by
+    // the server: the page reloads once at each of those two steps.
+    var box = document.getElementById("submission");
+    if (d.outcome && d.status !== box.dataset.status && (d.status === "probing" || d.status === "done")) {
+      box.dataset.status = d.status;
+      window.location.reload();
     }
   }
 

@@ -1,12 +1,14 @@
+import argparse
 import sys
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
 
 from evaluator import checkpoint, tasks_spec
-from leaderboard import demo, intake, pipeline
-from leaderboard.models import Submission
+from leaderboard import demo, intake, latency, pipeline
+from leaderboard.models import Probe, Submission
 
 
 class Command(BaseCommand):
@@ -29,6 +31,13 @@ class Command(BaseCommand):
             "--data", default=None, help="sample, hub, or a directory (default: EVAL_DATA setting)"
         )
         parser.add_argument("--limit", type=int, default=None, help="items per task")
+        parser.add_argument(
+            "--probe",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="measure latency here once evaluated (default: unless a latency worker "
+            "listens on the profile's queue); --no-probe leaves it to the workers",
+        )
 
     def handle(self, *args, url, **options):
         entry = demo.allow_entry_for(url)  # the demo `make run` prints, and only it
@@ -39,7 +48,7 @@ class Command(BaseCommand):
         ):
             return self._evaluate(url, **options)
 
-    def _evaluate(self, url, *, name, notes, tasks, data, limit, **options):
+    def _evaluate(self, url, *, name, notes, tasks, data, limit, probe, **options):
         try:
             source = intake.resolve_source(url)
         except checkpoint.CheckpointError as exc:
@@ -58,17 +67,35 @@ class Command(BaseCommand):
         if not created:
             self.stdout.write(f"Already submitted as #{sub.pk} ({sub.status}).")
         else:
-            status = pipeline.run(sub.pk, progress=self._bar)
+            with only_our_bar():
+                status = pipeline.run(sub.pk, progress=self._bar)
             sys.stderr.write("\n")
             sub.refresh_from_db()
             if status not in (Submission.Status.DONE, Submission.Status.PROBING):
                 raise CommandError(f"submission #{sub.pk} {status}: {sub.error}")
             if status == Submission.Status.PROBING:
-                self.stdout.write(
-                    "Evaluation stored; latency probes are queued for the latency workers."
-                )
+                self._probe(sub, probe)
+                sub.refresh_from_db()
         if sub.entry_id:
             self.stdout.write(f"{settings.SITE_URL.rstrip('/')}{sub.entry.get_absolute_url()}")
+
+    def _probe(self, sub: Submission, wanted: bool | None) -> None:
+        """Run the submission's pending probes here unless a latency worker will: with no
+        worker on a profile's queue the submission would otherwise stay probing for ever."""
+        listening = set() if wanted else latency_queues_listened()
+        for job in sub.probes.select_related("profile").filter(status=Probe.Status.PENDING):
+            queue = f"latency.{job.profile.slug}"
+            if wanted is False or (wanted is None and queue in listening):
+                self.stdout.write(
+                    f"Evaluation stored; the latency probe on {job.profile.slug} is queued for "
+                    f"the worker on {queue} (or run: manage.py probe {sub.entry.slug} "
+                    f"--profile {job.profile.slug})."
+                )
+                continue
+            self.stdout.write(f"Measuring latency on {job.profile.slug} here…")
+            outcome = latency.run_probe(job.pk)
+            if outcome != "ok":
+                self.stderr.write(outcome)
 
     def _bar(self, index: int, count: int, task: str, fraction: float) -> None:
         done = (index + fraction) / max(count, 1)
@@ -79,3 +106,35 @@ class Command(BaseCommand):
             f"{task:<14} ({index + 1}/{count})"
         )
         sys.stderr.flush()
+
+
+def latency_queues_listened() -> set[str]:
+    """The latency.* queues some running Celery worker consumes; empty when none answers
+    within a second (or the broker is down): then nobody will take a probe."""
+    from config.celery import app
+
+    try:
+        replies = app.control.inspect(timeout=1.0).active_queues() or {}
+    except Exception:  # an unreachable broker means no worker, whatever the error
+        return set()
+    return {q["name"] for queues in replies.values() for q in queues or []}
+
+
+@contextmanager
+def only_our_bar():
+    """lm-eval, datasets and transformers draw tqdm bars on the same terminal line as ours,
+    and the two interleave into noise: while the command evaluates, theirs are switched off
+    (lm-eval passes disable=False explicitly, so tqdm's own switches are not enough)."""
+    from tqdm import std
+
+    original = std.tqdm.__init__
+
+    def quiet(self, *args, **kwargs):
+        kwargs["disable"] = True
+        original(self, *args, **kwargs)
+
+    std.tqdm.__init__ = quiet
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = original
