@@ -51,9 +51,13 @@ def provenance_rows(p: dict) -> list[tuple[str, str]]:
             engine.get("lm_eval_model"),
             engine.get("name") and f"setting {engine['name']}",
             engine.get("version") and f"v{engine['version']}",
+            engine.get("forward_tokens") and f"rows of {engine['row_tokens']} tokens, "
+            f"{engine['forward_tokens']} tokens a forward",
         )),
         ("Precision", p.get("dtype") or ""),
-        ("Batch size", _join(batch, detected and f"detected: {detected}")),
+        # hf-trie batches by tokens (the Engine row); the batch size applies to its fallback.
+        ("Batch size", _join(batch, detected and f"detected: {detected}",
+                             engine.get("forward_tokens") and "used by the fallback path only")),
         ("Device", p.get("device") or ""),
         ("Hardware", _join(
             hardware.get("cpu"),
