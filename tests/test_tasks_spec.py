@@ -30,3 +30,14 @@ def test_the_reference_csvs_have_a_column_for_every_task():
     assert [t.csv_column for t in tasks_spec.TASKS] == [
         c for c in header if c in {t.csv_column for t in tasks_spec.TASKS}
     ]
+
+
+def test_the_suites_directories_give_the_full_indexs_entries():
+    """stock_task_manager indexes only the suite's directories (seconds saved per process):
+    every task must come out exactly as lm-eval's full index has it."""
+    narrow = datasource.stock_task_manager().task_index
+    full = datasource.full_task_manager().task_index
+    assert len(narrow) < len(full) / 100  # really the narrow index, not the fallback
+    for spec in tasks_spec.TASKS:
+        mine, stock = narrow[spec.harness], full[spec.harness]
+        assert (mine.yaml_path, mine.cfg, mine.kind) == (stock.yaml_path, stock.cfg, stock.kind)
