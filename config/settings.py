@@ -280,6 +280,11 @@ HOST_LOCK_FILE = os.getenv("HOST_LOCK_FILE", str(WORK_DIR / "host.lock"))
 # A probe's decode rounds go on until the median is stable or this many seconds have passed
 # (evaluator/latency_stats.py); the host is the probe's alone meanwhile, so evaluations wait.
 PROBE_BUDGET_S = envint("PROBE_BUDGET_S", 20)
+# Verified checkpoints kept under WORK_DIR/checkpoints after an evaluation, so that latency
+# probes on this machine read them instead of downloading again (leaderboard/checkpoints.py);
+# least recently used out first, and the housekeeping task drops those of deleted models.
+# 0 keeps none.
+CHECKPOINT_CACHE_BYTES = envint("CHECKPOINT_CACHE_BYTES", 20 * 1024**3)
 
 # Untrusted checkpoints (DESIGN §6).
 # host, host:port, host:*, [v6]:port or a CIDR: a bare entry allows ports 80 and 443 only.

@@ -1,7 +1,8 @@
 """Latency probes of evaluated models on device profiles (DESIGN §5).
 
 A probe runs on the worker of the profile's own queue (`latency.<profile>`), which may be
-another machine: it fetches the checkpoint itself, through the same checks as evaluation,
+another machine. It reads the checkpoint the evaluation verified when that machine keeps it
+(leaderboard/checkpoints.py), else fetches it itself, through the same checks as evaluation,
 and refuses it if the content differs from what was evaluated. Its state is a Probe row,
 changed only through runstate.
 """
@@ -18,7 +19,7 @@ from django.conf import settings
 from evaluator import checkpoint, hostlock
 from evaluator import latency as probe
 
-from . import pipeline, runstate
+from . import checkpoints, pipeline, runstate
 from .models import DeviceProfile, Entry, LatencyResult, Probe, Submission
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,26 @@ def source_submission(entry: Entry, submission_id: int | None) -> Submission:
 
 
 def fetch_for_probe(entry: Entry, sub: Submission, workdir: Path) -> Path:
-    fetched = pipeline.fetch_checkpoint(sub, workdir / "model")
+    """The evaluated checkpoint at workdir/model: from the cache when this machine keeps it
+    (no download, so no allow-list needed again), else downloaded and then kept."""
+    dest = workdir / "model"
+    if entry.content_sha256 and checkpoints.checkout(entry.content_sha256, dest):
+        return dest
+    fetched = pipeline.fetch_checkpoint(sub, dest)
     if entry.content_sha256 and fetched.sha256 != entry.content_sha256:
         raise checkpoint.CheckpointError(
             "the checkpoint changed since it was evaluated (content hash differs); submit it again"
         )
+    # Kept for the next probe of this model here (a re-probe, another profile).
+    if checkpoints.keep(fetched.path, fetched.sha256):
+        return checkpoints.checkout(fetched.sha256, dest) or _fetch_again(sub, dest)
     return fetched.path
+
+
+def _fetch_again(sub: Submission, dest: Path) -> Path:
+    # Pruned between keep and checkout (a full cache): rare, so simply download again.
+    shutil.rmtree(dest, ignore_errors=True)
+    return pipeline.fetch_checkpoint(sub, dest).path
 
 
 def run_probe(probe_id: int) -> str:

@@ -22,7 +22,7 @@ from django.utils.text import slugify
 
 from evaluator import checkpoint, harness, hostlock, machine
 
-from . import intake, queueing, runstate
+from . import checkpoints, intake, queueing, runstate
 from .models import Entry, EvaluationRun, LatencyResult, Submission, TaskScore
 from .redaction import harmless, public
 from .suites import csr_suite
@@ -214,6 +214,8 @@ def _run(sub: Submission, workdir: Path, beat: runstate.Beat) -> str:
             engine=settings.EVAL_ENGINE,
         )
     runstate.with_db_retry(store, sub, entry, result)
+    # Before the probes are sent: a probe on this machine reads the model from there.
+    checkpoints.keep(fetched.path, fetched.sha256)
     sub.entry = entry
     return runstate.with_db_retry(runstate.start_probing, sub)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import latency, pipeline, runstate, throttle
+from . import checkpoints, latency, pipeline, runstate, throttle
 
 
 @shared_task(bind=True, acks_late=True)
@@ -25,4 +25,5 @@ def probe_latency(probe_id: int) -> str:
 def watchdog() -> dict:
     counts = runstate.watchdog()
     counts["throttles_expired"] = throttle.expire()
+    counts["checkpoints_dropped"] = checkpoints.prune()
     return counts

@@ -110,9 +110,12 @@ def chart_tasks_json(request):
         return exports.json_error("pass ?models=slug1,slug2 (up to 12 model slugs)")
     suite = csr_suite()
     task_list = list(suite.tasks.all())
+    # The columns chosen on the page (?cols=, as the table reads them); all by default.
+    cols = tables.Filters.from_query(request.GET, [t.key for t in task_list]).cols
+    shown = [t for t in task_list if not cols or t.key in cols]
     runs = tables.EvaluationRun.objects.for_leaderboard(suite).filter(entry__slug__in=slugs)
-    rows = tables.load_rows(suite, task_list, runs)
-    return exports.JsonResponse(charts.task_bars(rows, task_list))
+    rows = tables.load_rows(suite, shown, runs)
+    return exports.JsonResponse(charts.task_bars(rows, shown))
 
 
 def _with_reproduced(entry) -> dict:

@@ -96,6 +96,13 @@ def _celery_broker():
         redis.Redis.from_url(TEST_REDIS_URL).flushdb()  # the claim goes with it
 
 
+@pytest.fixture(autouse=True)
+def _own_work_dir(settings, tmp_path):
+    """Tests never touch the developer's WORK_DIR: least of all its kept checkpoints, which
+    the watchdog would prune as belonging to no entry of the test database."""
+    settings.WORK_DIR = tmp_path / "work"
+
+
 @pytest.fixture
 def redis_url():
     import redis

@@ -188,7 +188,7 @@ def test_evaluate_probes_in_the_foreground_so_the_submission_ends_done(db, site,
     assert sub.probes.get().status == "done"
 
 
-def test_evaluate_no_probe_leaves_it_to_the_worker_and_says_how_to_run_it(db, site, served):
+def test_evaluate_no_probe_ends_done_and_a_manual_probe_reads_the_kept_checkpoint(db, site, served):
     DeviceProfile.objects.update_or_create(
         slug="local-cpu",
         defaults={"name": "Local CPU", "threads": 1, "active": True, "reported": False},
@@ -205,12 +205,19 @@ def test_evaluate_no_probe_leaves_it_to_the_worker_and_says_how_to_run_it(db, si
         stdout=out,
     )
     sub = Submission.objects.get()
-    assert sub.status == "probing" and not LatencyResult.objects.filter(entry=sub.entry).exists()
+    # Done, not probing for ever when no worker comes: the probe is listed as pending.
+    assert sub.status == "done" and sub.probes.get().status == "pending"
+    assert not LatencyResult.objects.filter(entry=sub.entry).exists()
     assert f"manage.py probe {sub.entry.slug} --profile local-cpu" in out.getvalue()
-    # A manual probe takes that queued probe over and completes the submission.
+    # The manual probe reads the checkpoint the evaluation verified: no download, so no
+    # allow-list to export again (the server would be refused as 127.0.0.1 now).
+    site.CHECKPOINT_ALLOWED_HOSTS = []
+    downloads = len(served.app.requests)
     call_command("probe", sub.entry.slug, "--profile", "local-cpu", stdout=StringIO())
+    assert len(served.app.requests) == downloads
     sub.refresh_from_db()
     assert sub.status == "done" and sub.probes.get().status == "done"
+    assert LatencyResult.objects.get(entry=sub.entry).execute_ms > 0
 
 
 def test_a_second_probe_of_a_model_a_worker_is_probing_is_refused_with_a_message(db):

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
 
 from evaluator import checkpoint, tasks_spec
-from leaderboard import demo, intake, latency, pipeline
+from leaderboard import demo, intake, latency, pipeline, runstate
 from leaderboard.models import Probe, Submission
 
 
@@ -36,7 +36,8 @@ class Command(BaseCommand):
             action=argparse.BooleanOptionalAction,
             default=None,
             help="measure latency here once evaluated (default: unless a latency worker "
-            "listens on the profile's queue); --no-probe leaves it to the workers",
+            "listens on the profile's queue); --no-probe ends the submission done with its "
+            "probes pending, for a worker or `manage.py probe`",
         )
 
     def handle(self, *args, url, **options):
@@ -81,21 +82,30 @@ class Command(BaseCommand):
 
     def _probe(self, sub: Submission, wanted: bool | None) -> None:
         """Run the submission's pending probes here unless a latency worker will: with no
-        worker on a profile's queue the submission would otherwise stay probing for ever."""
+        worker on a profile's queue the submission would otherwise stay probing for ever.
+        --no-probe ends it done, its probes listed as pending (/queue/ shows them)."""
         listening = set() if wanted else latency_queues_listened()
-        for job in sub.probes.select_related("profile").filter(status=Probe.Status.PENDING):
-            queue = f"latency.{job.profile.slug}"
-            if wanted is False or (wanted is None and queue in listening):
+        for job in sub.probes.select_related("profile").filter(status__in=Probe.ACTIVE):
+            slug, queue = job.profile.slug, f"latency.{job.profile.slug}"
+            how = f"manage.py probe {sub.entry.slug} --profile {slug}"
+            if job.status == Probe.Status.RUNNING:  # a worker was quicker than this loop
+                self.stdout.write(f"Evaluation stored; the worker on {queue} is measuring latency.")
+            elif wanted is False:
                 self.stdout.write(
-                    f"Evaluation stored; the latency probe on {job.profile.slug} is queued for "
-                    f"the worker on {queue} (or run: manage.py probe {sub.entry.slug} "
-                    f"--profile {job.profile.slug})."
+                    f"Evaluation stored; the latency probe on {slug} is pending ({how})."
                 )
-                continue
-            self.stdout.write(f"Measuring latency on {job.profile.slug} here…")
-            outcome = latency.run_probe(job.pk)
-            if outcome != "ok":
-                self.stderr.write(outcome)
+            elif wanted is None and queue in listening:
+                self.stdout.write(
+                    f"Evaluation stored; the latency probe on {slug} is queued for the worker "
+                    f"on {queue} (or run: {how})."
+                )
+            else:
+                self.stdout.write(f"Measuring latency on {slug} here…")
+                outcome = latency.run_probe(job.pk)
+                if outcome != "ok":
+                    self.stderr.write(outcome)
+        if wanted is False:
+            runstate.move(sub.pk, Submission.Status.DONE, Submission.Status.PROBING)
 
     def _bar(self, index: int, count: int, task: str, fraction: float) -> None:
         done = (index + fraction) / max(count, 1)
