@@ -263,7 +263,7 @@ def _model_root(root: Path) -> Path:
     if len(entries) == 1 and entries[0].is_dir() and _is_model(entries[0]):
         return entries[0]
     raise CheckpointError(
-        "config.json (or a .gguf file) not found: put the model files at the archive's root "
+        "config.json not found, nor a .gguf file: put the model files at the archive's root "
         "or in its single top-level folder"
     )
 
