@@ -282,7 +282,7 @@ def _entry_for(sub: Submission, fetched: checkpoint.Fetched) -> Entry:
         "params_non_embedding": info.params_non_embedding,
         "layers": info.layers,
         "architecture": info.architecture,
-        "source_url": source.url if source.kind == "archive" else source.repo_id,
+        "source_url": source.repo_id if source.kind == "hub" else source.url,
         "revision": source.commit,
         "content_sha256": fetched.sha256,
         "notes": sub.notes,

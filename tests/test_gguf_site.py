@@ -68,6 +68,7 @@ def test_a_gguf_is_evaluated_on_the_sample_set_as_the_original_would_be(
     checkpoint = {"format": "gguf", "gguf_type": "F32", "gguf_bytes": size}
     assert gguf.run.provenance["checkpoint"] == checkpoint
     assert gguf.entry.params == 106_816 and gguf.entry.architecture == "LlamaForCausalLM"
+    assert gguf.entry.source_url == f"{served_gguf.url}/tiny-F32.gguf"
     # F32 holds the weights exactly: the same scores as the safetensors original.
     original = evaluate(f"{served_gguf.url}/tiny.tar.gz", "Tiny original")
     assert original.run.provenance["checkpoint"] == {"format": "safetensors"}
