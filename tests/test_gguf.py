@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from evaluator.checkpoint import CheckpointError, Limits, fetch, parse_source
+from evaluator.checkpoint import CheckpointError, Limits, fetch, gguf_convert, parse_source
 
 QUICK = Limits(connect_timeout=2, read_timeout=5)
 TEXTS = ["The quick brown fox.", "  Question: is it? Answer: yes\n\nno", "héllo wörld 123"]
@@ -134,3 +134,17 @@ def test_the_gguf_download_counts_against_the_download_cap(served_gguf, dest):
     assert "is larger than the 64.0 KiB limit" in refusal(
         served_gguf, "tiny-F32.gguf", dest, limits
     )
+
+
+def test_a_conversion_checks_for_cancellation_between_its_steps(served_gguf, tmp_path):
+    ticks = []
+
+    def tick():  # the pipeline's heartbeat; a cancelled submission raises from it
+        ticks.append(len(ticks))
+        if len(ticks) == 3:
+            raise CheckpointError("cancelled")
+
+    path = served_gguf.root / "tiny-Q8_0.gguf"
+    with pytest.raises(CheckpointError, match="cancelled"):
+        gguf_convert.convert(path, tmp_path / "out", QUICK, tick=tick)
+    assert ticks == [0, 1, 2] and not (tmp_path / "out").exists()

@@ -141,7 +141,8 @@ def fetch(
         gguf_info = None
         if ggufs := sorted(p for p in model_dir.iterdir() if GGUF.fullmatch(p.name)):
             ticker.check()
-            model_dir, gguf_info = _convert_gguf(model_dir, ggufs, work / "converted", limits)
+            converted = work / "converted"
+            model_dir, gguf_info = _convert_gguf(model_dir, ggufs, converted, limits, ticker)
         ticker.check()
         info = inspect(model_dir, limits)
         ticker.check()
@@ -174,7 +175,7 @@ def _download_gguf(source: Source, work: Path, allowed, limits: Limits, ticker) 
     return folder, {"model.gguf": got.sha256}
 
 
-def _convert_gguf(folder: Path, ggufs: list[Path], out: Path, limits: Limits) -> tuple:
+def _convert_gguf(folder: Path, ggufs: list[Path], out: Path, limits: Limits, ticker) -> tuple:
     if len(ggufs) > 1:
         names = ", ".join(p.name for p in ggufs[:5])
         raise CheckpointError(f"the archive holds {len(ggufs)} .gguf files ({names}): keep one")
@@ -182,4 +183,5 @@ def _convert_gguf(folder: Path, ggufs: list[Path], out: Path, limits: Limits) ->
         raise CheckpointError(
             "the archive holds both safetensors weights and a .gguf file: publish one of them"
         )
-    return out, gguf_convert.convert(ggufs[0], out, limits, tokenizer_dir=folder)
+    info = gguf_convert.convert(ggufs[0], out, limits, tokenizer_dir=folder, tick=ticker.check)
+    return out, info

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,11 +42,22 @@ class GGUFInfo:
     tensor_types: dict[str, int]  # ggml type → weight elements stored in it
 
 
-def convert(gguf_path: Path, out_dir: Path, limits: Limits, tokenizer_dir: Path | None = None):
-    """Write the model gguf_path holds to out_dir (which must not exist); returns GGUFInfo."""
+def convert(
+    gguf_path: Path,
+    out_dir: Path,
+    limits: Limits,
+    tokenizer_dir: Path | None = None,
+    tick: Callable[[], None] = lambda: None,
+) -> GGUFInfo:
+    """Write the model gguf_path holds to out_dir (which must not exist); returns GGUFInfo.
+
+    tick() runs between the steps (each may take tens of seconds on a large model): the
+    pipeline's heartbeat and cancellation check."""
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
     header = read_header(gguf_path, limits)
+    tick()
     config = _config(gguf_path, header)
+    tick()
     layers = skeleton.layer_count(config)
     held = {int(m.group(1)) for t in header.tensors for m in [_BLOCK_INDEX.match(t.name)] if m}
     if layers > len(held):
@@ -59,7 +71,9 @@ def convert(gguf_path: Path, out_dir: Path, limits: Limits, tokenizer_dir: Path 
             f"the model needs {elements:,} parameters and buffers, over this site's limit of "
             f"{limits.max_params:,}"
         )
+    tick()
     tensors = _dequantise(gguf_path, model)
+    tick()
     shapes = {name: ("F32", tuple(t.shape)) for name, t in tensors.items()}
     skeleton.check(config, shapes, limits.max_params)
     out_dir.mkdir()
@@ -67,6 +81,7 @@ def convert(gguf_path: Path, out_dir: Path, limits: Limits, tokenizer_dir: Path 
 
     save_file({k: v.contiguous() for k, v in tensors.items()}, out_dir / "model.safetensors")
     del tensors
+    tick()
     config.save_pretrained(out_dir)
     if tokenizer_dir is not None and any((tokenizer_dir / n).is_file() for n in tokenizer.FILES):
         for name in tokenizer.FILES:
