@@ -148,3 +148,15 @@ def test_a_conversion_checks_for_cancellation_between_its_steps(served_gguf, tmp
     with pytest.raises(CheckpointError, match="cancelled"):
         gguf_convert.convert(path, tmp_path / "out", QUICK, tick=tick)
     assert ticks == [0, 1, 2] and not (tmp_path / "out").exists()
+
+
+def test_an_untied_output_head_comes_back_as_lm_head(tmp_path):
+    from evaluator.tinygguf import write_gguf
+    from evaluator.tinymodel import TinySpec, build_tiny_model
+
+    model = build_tiny_model(tmp_path / "untied", TinySpec(tied=False, seed=3))
+    path = write_gguf(model, tmp_path / "untied.gguf", "F32")
+    gguf_convert.convert(path, tmp_path / "out", QUICK)
+    config = (tmp_path / "out" / "config.json").read_text()
+    assert '"tie_word_embeddings": false' in config
+    assert (logits(tmp_path / "out") - logits(model)).abs().max().item() <= 1e-5

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from evaluator import harness
-from leaderboard.models import DeviceProfile, Submission
+from leaderboard.models import DeviceProfile, LatencyResult, Submission
 
 
 @pytest.fixture
@@ -87,3 +87,18 @@ def test_a_quantised_gguf_records_its_type(db, site, served_gguf):
     assert sub.status == "done", sub.error
     assert sub.run.provenance["checkpoint"]["gguf_type"] == "Q8_0"
     assert all(0 <= value <= 1 for value in scores(sub).values())
+
+
+def test_a_gguf_entry_is_probed_for_latency_from_its_gguf(db, site, served_gguf):
+    # The probe fetches (and converts) the checkpoint again, and checks it is the same file.
+    sub = evaluate(f"{served_gguf.url}/tiny-Q4_1.gguf", "Tiny GGUF Q4_1")
+    assert sub.status == "done", sub.error
+    DeviceProfile.objects.update_or_create(
+        slug="local-cpu",
+        defaults={"name": "Local CPU", "threads": 1, "active": True, "reported": False},
+    )
+    out = StringIO()
+    call_command("probe", sub.entry.slug, "--profile", "local-cpu", stdout=out)
+    assert "ms/token" in out.getvalue()
+    result = LatencyResult.objects.get(entry=sub.entry)
+    assert result.kind == "measured" and result.execute_ms > 0
