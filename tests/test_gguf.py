@@ -160,3 +160,12 @@ def test_an_untied_output_head_comes_back_as_lm_head(tmp_path):
     config = (tmp_path / "out" / "config.json").read_text()
     assert '"tie_word_embeddings": false' in config
     assert (logits(tmp_path / "out") - logits(model)).abs().max().item() <= 1e-5
+
+
+def test_pickles_beside_a_gguf_are_ignored_not_refused(served_gguf, tiny_model_dir, dest):
+    members = {"m/model.gguf": (served_gguf.root / "tiny-Q8_0.gguf").read_bytes()}
+    members["m/tokenizer.json"] = (tiny_model_dir / "tokenizer.json").read_bytes()
+    members["m/pytorch_model.bin"] = b"not unpickled, only skipped"
+    (served_gguf.root / "with-pickle.tar.gz").write_bytes(tar_of(members))
+    fetched = get(served_gguf, "with-pickle.tar.gz", dest)
+    assert fetched.gguf_type == "Q8_0" and "pytorch_model.bin" not in fetched.files

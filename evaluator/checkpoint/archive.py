@@ -79,7 +79,8 @@ def fetch_archive(source: Source, work: Path, allowed, limits: Limits, ticker) -
     model_dir = _model_root(root)
     _prune(model_dir)
     pickles = [n for n in budget.ignored if n.endswith(PICKLE_SUFFIXES)]
-    if pickles and not any(model_dir.glob("*.safetensors")):
+    weights = [p for p in model_dir.iterdir() if p.suffix in (".safetensors", ".gguf")]
+    if pickles and not weights:
         raise CheckpointError(PICKLES_REFUSED)
     return model_dir, {p.name: budget.hashes[p] for p in model_dir.iterdir()}
 
