@@ -169,3 +169,45 @@ def test_pickles_beside_a_gguf_are_ignored_not_refused(served_gguf, tiny_model_d
     (served_gguf.root / "with-pickle.tar.gz").write_bytes(tar_of(members))
     fetched = get(served_gguf, "with-pickle.tar.gz", dest)
     assert fetched.gguf_type == "Q8_0" and "pytorch_model.bin" not in fetched.files
+
+
+def test_a_sentencepiece_vocabulary_is_rebuilt_with_its_bos_and_byte_fallback(tmp_path):
+    """The other tokenizer GGUFs carry ("llama": SentencePiece pieces, scores, byte tokens), as
+    TinyLlama's or Mistral's files do; the tokenizer rebuilt from it must encode as
+    SentencePiece itself, BOS first (llama.cpp's default for this type)."""
+    spm = pytest.importorskip("sentencepiece", reason="sentencepiece builds the reference")
+    import gguf
+    import numpy as np
+
+    from evaluator.checkpoint.gguf_convert import _tokenizer_from_metadata
+    from evaluator.checkpoint.gguf_header import read_header
+    from evaluator.tinymodel import _CORPUS
+
+    proto = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter([line for line in _CORPUS.splitlines() if line.strip()] * 4),
+        model_writer=proto, vocab_size=500, model_type="bpe", byte_fallback=True,
+        unk_id=0, bos_id=1, eos_id=2, minloglevel=2,
+    )  # fmt: skip
+    sp = spm.SentencePieceProcessor(model_proto=proto.getvalue())
+    ids = range(sp.get_piece_size())
+    kinds = [2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 6 if sp.is_byte(i) else 1
+             for i in ids]  # fmt: skip
+    writer = gguf.GGUFWriter(str(tmp_path / "sp.gguf"), "llama")
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list([sp.id_to_piece(i) for i in ids])
+    writer.add_token_scores([sp.get_score(i) for i in ids])
+    writer.add_token_types(kinds)
+    writer.add_unk_token_id(0)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_tensor("token_embd.weight", np.zeros((len(ids), 32), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    path = tmp_path / "sp.gguf"
+    tok = _tokenizer_from_metadata(path, read_header(path))
+    assert len(tok) == len(ids)
+    for text in ["The quick brown fox.", "héllo wörld 123 ✓", "Sarah gave her friend"]:
+        assert tok(text)["input_ids"] == [1, *sp.encode(text)], text
