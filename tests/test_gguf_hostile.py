@@ -66,6 +66,18 @@ CRAFTED = [
         gguf(kvs=[string("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, HUGE)]),
         "truncated: its header runs past the end", id="array-count",
     ),
+    # Counts the bytes do hold, but that readers after us would turn into millions of objects.
+    pytest.param(
+        gguf(kvs=[kv("general.architecture", "llama"),
+                  string("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 2**20 + 1)
+                  + bytes(8 * (2**20 + 1))]),
+        "arrays hold more than 1,048,576 string items", id="a-million-empty-strings",
+    ),
+    pytest.param(
+        gguf(kvs=[kv("general.architecture", "llama"),
+                  string("k") + struct.pack("<IIQ", 9, 0, 2**22 + 1) + bytes(2**22 + 1)]),
+        "arrays hold more than 4,194,304 array items", id="four-million-bytes-array",
+    ),
     pytest.param(
         gguf(kvs=[string("k") + struct.pack("<I", 99) + bytes(8)]),
         "'k' has unknown value type 99", id="value-type",

@@ -27,6 +27,12 @@ MAX_METADATA = 1 << 16
 MAX_NAME = 64  # GGML_MAX_NAME: llama.cpp itself refuses longer tensor names
 MAX_KEY = 1024
 MAX_DIMS = 4  # GGML_MAX_DIMS
+# Items in the metadata's arrays, all of them together. The libraries that read the file
+# after us build Python objects per item (gguf-py: ~1.75 GB and 40 s for a million strings,
+# measured), so bytes alone are not the bound. The largest real vocabularies: ~262,000
+# tokens (Gemma 3), Llama 3's 128,256 tokens with 280,147 merges.
+MAX_STRING_ITEMS = 1 << 20
+MAX_ARRAY_ITEMS = 1 << 22
 # Header bytes beyond the metadata budget: the tensor table (≤ ~100 bytes an entry).
 _TABLE_BYTES = MAX_TENSORS * (8 + MAX_NAME + 4 + 8 * MAX_DIMS + 4 + 8)
 _FIXED = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
@@ -106,6 +112,7 @@ class _Reader:
     def __init__(self, data: bytes, name: str, whole_file: bool, cap: int) -> None:
         self.data, self.pos, self.name = data, 0, name
         self.whole_file, self.cap = whole_file, cap
+        self.items = {"array": 0, "string": 0}  # counted against MAX_*_ITEMS
 
     def need(self, n: int) -> None:
         if self.pos + n > len(self.data):
@@ -136,6 +143,16 @@ class _Reader:
         except UnicodeDecodeError:
             raise CheckpointError(f"{self.name}: {what} is not UTF-8") from None
 
+    def _count_items(self, count: int, strings: bool) -> None:
+        self.items["array"] += count
+        self.items["string"] += count if strings else 0
+        for kind, cap in (("array", MAX_ARRAY_ITEMS), ("string", MAX_STRING_ITEMS)):
+            if self.items[kind] > cap:
+                raise CheckpointError(
+                    f"{self.name}'s metadata arrays hold more than {cap:,} {kind} items "
+                    "(the largest real vocabularies hold about 262,000 tokens)"
+                )
+
     def value(self, kind: int, key: str, depth: int = 0):
         if kind in _FIXED:
             return self.fixed(_FIXED[kind])
@@ -150,6 +167,7 @@ class _Reader:
         # count larger than the bytes left is a lie, refused before looping over it.
         least = 8 if item == _STRING else struct.calcsize(_FIXED[item])
         self.need(count * least)
+        self._count_items(count, item == _STRING)
         if count <= _KEPT_ITEMS:
             return [self.value(item, key, depth + 1) for _ in range(count)]
         # A vocabulary, its scores and merges: walked over and kept as a count (the library
