@@ -102,3 +102,28 @@ def test_a_gguf_entry_is_probed_for_latency_from_its_gguf(db, site, served_gguf)
     assert "ms/token" in out.getvalue()
     result = LatencyResult.objects.get(entry=sub.entry)
     assert result.kind == "measured" and result.execute_ms > 0
+
+
+@pytest.mark.integration
+def test_a_submitted_gguf_is_evaluated_by_a_worker(
+    client, transactional_db, redis_url, site, served_gguf, tmp_path
+):
+    from tests.workers import celery_worker, wait_for
+
+    site.EVAL_LIMIT = 5  # stored on the row: the worker runs 5 items of each task
+    with celery_worker(redis_url, tmp_path, "eval,default") as worker:
+        url = f"{served_gguf.url}/tiny-Q4_1.gguf"
+        response = client.post("/submit/", {"url": url, "name": "Tiny Q4_1 worker", "notes": ""})
+        assert response.status_code == 302
+        sub = Submission.objects.get()
+        wait_for(
+            lambda: Submission.objects.get(pk=sub.pk).status in Submission.ENDED,
+            420,
+            "the submission to end",
+            worker,
+        )
+    sub.refresh_from_db()
+    assert sub.status == "done", (sub.error, sub.log_tail)
+    assert sub.run.provenance["checkpoint"]["gguf_type"] == "Q4_1"
+    assert set(sub.run.scores.values_list("n", flat=True)) == {5}
+    assert sub.run.scores.filter(metric="acc").count() == 8
