@@ -64,7 +64,7 @@ def convert(
         raise CheckpointError(
             f"{gguf_path.name}'s metadata asks for {layers} layers; its tensors hold {len(held)}"
         )
-    model = skeleton._skeleton(config)
+    model = skeleton.on_meta(config)
     elements = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
     if elements > limits.max_params:
         raise CheckpointError(
@@ -103,7 +103,7 @@ def _config(gguf_path: Path, header: Header):
         load_gguf_checkpoint,
     )
 
-    from .inspection import _causal_lm_type
+    from .inspection import causal_lm_type
 
     arch = header.architecture
     # The loader's table also has its "general" and "tokenizer" sections: not architectures.
@@ -122,7 +122,7 @@ def _config(gguf_path: Path, header: Header):
         raise CheckpointError(f"{gguf_path.name}'s metadata cannot be read ({why})") from None
     parsed.pop("_model_name_or_path", None)
     refuse_code_keys(gguf_path.name, parsed)
-    model_type, _ = _causal_lm_type(parsed)
+    model_type, _ = causal_lm_type(parsed)
     parsed.pop("model_type")
     try:
         return CONFIG_MAPPING[model_type](**parsed)
