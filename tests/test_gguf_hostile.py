@@ -178,6 +178,12 @@ REAL = [
         "over this site's limit of 4,000,000,000", id="width-16M",
     ),
     pytest.param(
+        lambda g: patched(g, "llama.vocab_size", 600), {},
+        "model.gguf's metadata and tensors disagree (config.json here is what its metadata "
+        "describes): model.embed_tokens.weight has shape [512, 64] in the weights but "
+        "config.json makes it [600, 64]", id="vocabulary-larger-than-the-embedding",
+    ),
+    pytest.param(
         lambda g: renamed(g, "blk.0.attn_v.weight", "blk.0.attn_x.weight"), {},
         "the weights lack model.layers.0.self_attn.v_proj.weight", id="missing-weight",
     ),

@@ -75,7 +75,13 @@ def convert(
     tensors = _dequantise(gguf_path, model)
     tick()
     shapes = {name: ("F32", tuple(t.shape)) for name, t in tensors.items()}
-    skeleton.check(config, shapes, limits.max_params)
+    try:
+        skeleton.check(config, shapes, limits.max_params)
+    except CheckpointError as exc:  # its "config.json" is the one the metadata describes
+        raise CheckpointError(
+            f"{gguf_path.name}'s metadata and tensors disagree (config.json here is what "
+            f"its metadata describes): {exc}"
+        ) from None
     out_dir.mkdir()
     from safetensors.torch import save_file
 
