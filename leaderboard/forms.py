@@ -48,7 +48,8 @@ class SubmissionForm(forms.Form):
         max_length=2000,
         help_text="A Hugging Face repo (org/name, org/name@revision, or its https URL), or an "
         "https URL of a .tar.gz, .tgz, .tar or .zip archive of a Hugging Face model directory "
-        "(config.json, safetensors weights, tokenizer files).",
+        "(config.json, safetensors weights, tokenizer files), or of a .gguf file (llama.cpp's "
+        "format, e.g. Q4_1 or Q8_0; alone, or in an archive with its tokenizer files).",
         widget=forms.TextInput(
             attrs={
                 "placeholder": "org/name or https://…/model.tar.gz",

@@ -41,9 +41,9 @@ def limits() -> checkpoint.Limits:
 
 
 def pin(source: checkpoint.Source) -> checkpoint.Source:
-    """Vet an archive's host now (so the form says so, not the worker later) and pin a Hub
-    revision to its commit. Raises CheckpointError with a message for the user."""
-    if source.kind == "archive":
+    """Vet an archive's or a .gguf's host now (so the form says so, not the worker later) and
+    pin a Hub revision to its commit. Raises CheckpointError with a message for the user."""
+    if source.kind in ("archive", "gguf"):
         safehttp.vet(source.url, safehttp.Allowed(settings.CHECKPOINT_ALLOWED_HOSTS))
     return checkpoint.resolve(
         source,

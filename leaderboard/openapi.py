@@ -116,7 +116,8 @@ def document(base_url: str = "") -> dict:
                                         "url": {
                                             **_STR,
                                             "description": "Hub repo (org/name[@revision]) or "
-                                            "https URL of a .tar.gz/.tgz/.tar/.zip archive",
+                                            "https URL of a .tar.gz/.tgz/.tar/.zip archive "
+                                            "or of a .gguf file",
                                         },
                                         "name": {**_STR, "maxLength": 100},
                                         "notes": _STR,

@@ -213,9 +213,11 @@ def _run(sub: Submission, workdir: Path, beat: runstate.Beat) -> str:
             should_stop=beat.should_stop,
             engine=settings.EVAL_ENGINE,
         )
-    runstate.with_db_retry(store, sub, entry, result)
-    # Before the probes are sent: a probe on this machine reads the model from there.
-    checkpoints.keep(fetched.path, fetched.sha256)
+    runstate.with_db_retry(store, sub, entry, result, checkpoint_facts(fetched))
+    # Before the probes are sent: a probe on this machine reads the model from there. A GGUF's
+    # hash is the .gguf file's, not the converted directory's the cache re-checks: not kept.
+    if fetched.source_format != "gguf":
+        checkpoints.keep(fetched.path, fetched.sha256)
     sub.entry = entry
     return runstate.with_db_retry(runstate.start_probing, sub)
 
@@ -284,7 +286,7 @@ def _entry_for(sub: Submission, fetched: checkpoint.Fetched) -> Entry:
         "params_non_embedding": info.params_non_embedding,
         "layers": info.layers,
         "architecture": info.architecture,
-        "source_url": source.url if source.kind == "archive" else source.repo_id,
+        "source_url": source.repo_id if source.kind == "hub" else source.url,
         "revision": source.commit,
         "content_sha256": fetched.sha256,
         "notes": sub.notes,
@@ -295,8 +297,19 @@ def _entry_for(sub: Submission, fetched: checkpoint.Fetched) -> Entry:
     return create_entry(sub.name, **fields)
 
 
-def store(sub: Submission, entry: Entry, result: harness.EvalResult) -> EvaluationRun:
-    """Write the run and every score in one transaction, once per submission."""
+def checkpoint_facts(fetched: checkpoint.Fetched) -> dict:
+    """The format the checkpoint came in, for the run's provenance: a GGUF's quantisation type
+    is the precision this run measures (the model ran its dequantised float32 weights)."""
+    if fetched.source_format != "gguf":
+        return {"format": fetched.source_format}
+    return {"format": "gguf", "gguf_type": fetched.gguf_type, "gguf_bytes": fetched.gguf_bytes}
+
+
+def store(
+    sub: Submission, entry: Entry, result: harness.EvalResult, facts: dict | None = None
+) -> EvaluationRun:
+    """Write the run and every score in one transaction, once per submission; facts (see
+    checkpoint_facts) go into the provenance as "checkpoint"."""
     suite = csr_suite()
     tasks = {t.harness_name: t for t in suite.tasks.all()}
     provenance = {
@@ -305,6 +318,7 @@ def store(sub: Submission, entry: Entry, result: harness.EvalResult) -> Evaluati
         "project_version": settings.PROJECT_VERSION,
         "hardware": machine.describe(),
         "submission": sub.pk,
+        **({"checkpoint": facts} if facts else {}),
     }
     benchmark = provenance.get("benchmark", "sample")
     headline = []

@@ -25,6 +25,16 @@ def _duration(wall_s: float | None) -> str:
     return f"{wall_s / 60:.1f} min ({wall_s:.0f} s)" if wall_s else ""
 
 
+def _checkpoint(facts: dict) -> str:
+    if facts.get("format") != "gguf":
+        return ""
+    size = facts.get("gguf_bytes") or 0
+    return (
+        f"GGUF {facts.get('gguf_type', '')} ({size / 1e6:.1f} MB file), "
+        "dequantised to float32 to run"
+    )
+
+
 def provenance_rows(p: dict) -> list[tuple[str, str]]:
     """(label, value) pairs for the facts that decide whether two runs are comparable;
     facts the run did not record are left out rather than shown empty."""
@@ -54,6 +64,7 @@ def provenance_rows(p: dict) -> list[tuple[str, str]]:
             engine.get("forward_tokens") and f"rows of {engine['row_tokens']} tokens, "
             f"{engine['forward_tokens']} tokens a forward",
         )),
+        ("Checkpoint", _checkpoint(p.get("checkpoint") or {})),
         ("Precision", p.get("dtype") or ""),
         # hf-trie batches by tokens (the Engine row); the batch size applies to its fallback.
         ("Batch size", _join(batch, detected and f"detected: {detected}",

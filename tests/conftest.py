@@ -145,3 +145,20 @@ def served(tmp_path_factory, tiny_model_dir):
         tar.add(tiny_model_dir, arcname="tiny-llama")
     with running(App(root)) as app:
         yield SimpleNamespace(url=app.url(), root=root, app=app)
+
+
+@pytest.fixture(scope="session")
+def served_gguf(served, tiny_model_dir):
+    """The tiny model as GGUF files beside it on the served folder: tiny-<type>.gguf, and an
+    archive of the Q8_0 one with the model's own tokenizer files (tiny-gguf.tar.gz)."""
+    import tarfile
+
+    from evaluator.tinygguf import write_gguf
+
+    for kind in ("F32", "F16", "Q8_0", "Q4_1"):
+        write_gguf(tiny_model_dir, served.root / f"tiny-{kind}.gguf", kind)
+    with tarfile.open(served.root / "tiny-gguf.tar.gz", "w:gz") as tar:
+        tar.add(served.root / "tiny-Q8_0.gguf", arcname="tiny/tiny-Q8_0.gguf")
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            tar.add(tiny_model_dir / name, arcname=f"tiny/{name}")
+    return served

@@ -20,7 +20,7 @@ from pathlib import Path
 from evaluator import safehttp
 from evaluator.safehttp import CHUNK, CheckpointError, Limits, human_bytes
 
-from .files import PICKLE_SUFFIXES, PICKLES_REFUSED, is_needed
+from .files import GGUF, PICKLE_SUFFIXES, PICKLES_REFUSED, is_kept
 from .source import Source
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,8 @@ def fetch_archive(source: Source, work: Path, allowed, limits: Limits, ticker) -
     model_dir = _model_root(root)
     _prune(model_dir)
     pickles = [n for n in budget.ignored if n.endswith(PICKLE_SUFFIXES)]
-    if pickles and not any(model_dir.glob("*.safetensors")):
+    weights = [p for p in model_dir.iterdir() if p.suffix in (".safetensors", ".gguf")]
+    if pickles and not weights:
         raise CheckpointError(PICKLES_REFUSED)
     return model_dir, {p.name: budget.hashes[p] for p in model_dir.iterdir()}
 
@@ -98,9 +99,10 @@ def member_path(root: Path, name: str) -> Path | None:
 
 
 def wanted(name: str) -> bool:
-    """A file a model directory needs, at the archive's root or in one top-level folder."""
+    """A file a model directory needs (or a .gguf), at the archive's root or in one top-level
+    folder."""
     parts = [p for p in name.split("/") if p not in ("", ".")]
-    return 1 <= len(parts) <= 2 and is_needed(parts[-1])
+    return 1 <= len(parts) <= 2 and is_kept(parts[-1])
 
 
 class _Budget:
@@ -256,14 +258,20 @@ def _extract_zip(archive: Path, root: Path, budget: _Budget) -> None:
 
 
 def _model_root(root: Path) -> Path:
-    if (root / "config.json").is_file():
+    if _is_model(root):
         return root
     entries = [p for p in root.iterdir() if p.name not in ("__MACOSX", ".DS_Store")]
-    if len(entries) == 1 and entries[0].is_dir() and (entries[0] / "config.json").is_file():
+    if len(entries) == 1 and entries[0].is_dir() and _is_model(entries[0]):
         return entries[0]
     raise CheckpointError(
-        "config.json not found: put the model files at the archive's root "
+        "config.json not found, nor a .gguf file: put the model files at the archive's root "
         "or in its single top-level folder"
+    )
+
+
+def _is_model(folder: Path) -> bool:
+    return (folder / "config.json").is_file() or any(
+        p.is_file() and GGUF.fullmatch(p.name) for p in folder.iterdir()
     )
 
 
@@ -273,5 +281,5 @@ def _prune(model_dir: Path) -> None:
     for entry in model_dir.iterdir():
         if entry.is_dir():
             shutil.rmtree(entry)
-        elif not is_needed(entry.name):
+        elif not is_kept(entry.name):
             entry.unlink()

@@ -17,6 +17,9 @@ NEEDED_FILES = frozenset(
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 PICKLES_REFUSED = "pickle weights are refused; publish safetensors"
 SAFETENSORS = re.compile(r"[A-Za-z0-9._-]+\.safetensors")
+# A GGUF file (archives only: a Hub repo holds one per quantisation, and we would fetch them
+# all); converted to safetensors by gguf_convert, and counted in the content hash.
+GGUF = re.compile(r"[A-Za-z0-9._-]+\.gguf")
 
 
 def is_needed(name: str) -> bool:
@@ -24,16 +27,21 @@ def is_needed(name: str) -> bool:
     return name in NEEDED_FILES or bool(SAFETENSORS.fullmatch(name))
 
 
+def is_kept(name: str) -> bool:
+    """What an archive's extraction keeps: the model directory's files, or a .gguf."""
+    return is_needed(name) or bool(GGUF.fullmatch(name))
+
+
 def hash_of(file_hashes: dict[str, str]) -> str:
     """sha256 over the sorted (name, file sha256) pairs of the files a model keeps.
 
-    Only kept files count (see is_needed), so the same checkpoint hashes the same whether
+    Only kept files count (see is_kept), so the same checkpoint hashes the same whether
     it came from the Hub or an archive, with or without a README beside it. The file hashes
     are the ones taken while the files were written: nothing is read twice.
     """
     digest = hashlib.sha256()
     for name in sorted(file_hashes):
-        if is_needed(name):
+        if is_kept(name):
             digest.update(f"{name}\0{file_hashes[name]}\n".encode())
     return digest.hexdigest()
 
@@ -42,7 +50,7 @@ def content_hash(model_dir: Path) -> str:
     """hash_of() for a directory already on disk, reading each kept file once."""
     hashes = {}
     for path in Path(model_dir).iterdir():
-        if path.is_file() and is_needed(path.name):
+        if path.is_file() and is_kept(path.name):
             file_digest = hashlib.sha256()
             with open(path, "rb") as f:
                 while chunk := f.read(CHUNK):

@@ -71,7 +71,7 @@ def inspect(model_dir: Path, limits: Limits | None = None) -> ModelInfo:
                 "remove the key and use an architecture that transformers ships"
             )
         refuse_code_keys(name, doc)
-    model_type, architecture = _causal_lm_type(raw)
+    model_type, architecture = causal_lm_type(raw)
     from transformers import AutoConfig
 
     try:
@@ -169,7 +169,9 @@ def _has_key(doc: object, keys: tuple[str, ...]) -> bool:
     return False
 
 
-def _causal_lm_type(raw: dict) -> tuple[str, str]:
+def causal_lm_type(raw: dict) -> tuple[str, str]:
+    """(model_type, causal LM class name) of a config dict this site accepts: a decoder-only
+    causal LM that transformers ships (also what a GGUF's metadata must describe)."""
     import transformers
     from transformers.models.auto import modeling_auto as auto
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES

@@ -48,7 +48,7 @@ def check(config, tensors: Tensors, max_elements: int, element_size: int = 4) ->
             f"config.json asks for {layers} layers; the weights hold {len(held)}: "
             "fix num_hidden_layers or publish every layer's weights"
         )
-    model = _skeleton(config)
+    model = on_meta(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     tensors = _with_prefix(tensors, expected, model.base_model_prefix)
     tied = bool(getattr(config.get_text_config(), "tie_word_embeddings", False))
@@ -85,7 +85,7 @@ def check(config, tensors: Tensors, max_elements: int, element_size: int = 4) ->
     return plan
 
 
-def _skeleton(config):
+def on_meta(config):
     """The model config.json describes, on the meta device: shapes only, nothing allocated."""
     import torch
     from transformers import AutoModelForCausalLM

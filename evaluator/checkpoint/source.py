@@ -1,4 +1,5 @@
-"""What a submitter typed → a Source (no network): a Hub repo id or page, or an archive URL."""
+"""What a submitter typed → a Source (no network): a Hub repo id or page, an archive URL, or
+the URL of a .gguf file."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from evaluator.safehttp import CheckpointError
 HUB_ENDPOINT = "https://huggingface.co"
 HUB_HOSTS = {"huggingface.co", "www.huggingface.co", "hf.co"}
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+GGUF_SUFFIX = ".gguf"
 _REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
 _REPO_ID = re.compile(rf"{_REPO_PART}/{_REPO_PART}")
 _REVISION = re.compile(r"[A-Za-z0-9._-][A-Za-z0-9._/-]{0,199}")
@@ -20,7 +22,7 @@ _NOT_IN_URLS = '<>"{}|\\^`'
 
 @dataclass(frozen=True)
 class Source:
-    kind: str  # "hub" or "archive"
+    kind: str  # "hub", "archive" or "gguf" (a URL of one .gguf file)
     url: str
     repo_id: str = ""
     revision: str = ""
@@ -56,14 +58,19 @@ def parse_source(text: str) -> Source:
         raise CheckpointError("remove the user name and password from the URL")
     if not host:
         raise CheckpointError("the URL has no host")
-    if host in HUB_HOSTS and not parts.path.lower().endswith(ARCHIVE_SUFFIXES):
+    path = parts.path.lower()
+    # A Hub file URL (…/resolve/<revision>/model-Q4_1.gguf) is a plain download like any other.
+    if host in HUB_HOSTS and not path.endswith((*ARCHIVE_SUFFIXES, GGUF_SUFFIX)):
         return _hub_page(parts.path)
-    if not parts.path.lower().endswith(ARCHIVE_SUFFIXES):
+    url = urlunsplit(parts._replace(fragment=""))
+    if path.endswith(GGUF_SUFFIX):
+        return Source("gguf", url)
+    if not path.endswith(ARCHIVE_SUFFIXES):
         raise CheckpointError(
             "a URL must point to a .tar.gz, .tgz, .tar or .zip archive of the model directory, "
-            "or to a Hugging Face model page"
+            "a .gguf file, or a Hugging Face model page"
         )
-    return Source("archive", urlunsplit(parts._replace(fragment="")))
+    return Source("archive", url)
 
 
 def _hub_source(repo_id: str, revision: str) -> Source:

@@ -33,10 +33,11 @@ class Submission(models.Model):
     class SourceKind(models.TextChoices):
         HUB = "hub", "Hugging Face Hub"
         ARCHIVE = "archive", "archive URL"
+        GGUF = "gguf", "GGUF file URL"
 
     url = models.CharField(max_length=2000)  # what the submitter typed
     source_kind = models.CharField(max_length=10, choices=SourceKind.choices)
-    # The parsed source's canonical URL (a Hub repo page or the archive URL): what the worker
+    # The parsed source's canonical URL (a Hub repo page, the archive or .gguf URL): what the worker
     # fetches, so it never parses the submitter's text again.
     source_url = models.CharField(max_length=2000, blank=True)
     repo_id = models.CharField(max_length=200, blank=True)

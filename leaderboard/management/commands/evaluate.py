@@ -18,7 +18,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("url", help="org/name[@revision], a Hub URL, or an archive URL")
+        parser.add_argument(
+            "url", help="org/name[@revision], a Hub URL, an archive URL or a .gguf URL"
+        )
         parser.add_argument("--name", help="display name (default: from the URL)")
         parser.add_argument("--notes", default="")
         parser.add_argument(
