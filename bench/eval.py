@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# The project root, not bench/: bench/queue.py would shadow the standard library's queue.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 from evaluator.harness import CPU_BATCH_SIZE, TASKS  # noqa: E402
 from evaluator.machine import cpu_model  # noqa: E402

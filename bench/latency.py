@@ -29,7 +29,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# The project root, not bench/: bench/queue.py would shadow the standard library's queue.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 from evaluator.latency import (  # noqa: E402
     RUNTIMES,
