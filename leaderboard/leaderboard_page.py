@@ -51,7 +51,7 @@ def cached(view):
     @wraps(view)
     def wrapped(request):
         found = listing(request)
-        changed = found.version.changed.timestamp()
+        changed = int(found.version.changed.timestamp())  # HTTP dates have whole seconds
         response = get_conditional_response(request, etag=found.etag, last_modified=changed)
         if response is None:
             response = view(request, found)
