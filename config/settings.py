@@ -218,6 +218,8 @@ LEADERBOARD_PAGE_SIZE = envint("LEADERBOARD_PAGE_SIZE", 100)
 BOARD_DEBOUNCE_S = envint("BOARD_DEBOUNCE_S", 2)
 BOARD_SYNC_ROWS = envint("BOARD_SYNC_ROWS", 20_000)
 BOARD_MESSAGE_LOST_S = envint("BOARD_MESSAGE_LOST_S", 300)
+# A rendered leaderboard page is kept this long under its ETag and URL (0: never kept).
+LEADERBOARD_PAGE_CACHE_S = envint("LEADERBOARD_PAGE_CACHE_S", 300)
 
 # Celery: Redis when REDIS_URL is set; otherwise a filesystem broker under var/ so that
 # `make run` works on one machine with nothing installed.

@@ -3,11 +3,14 @@ Listing), HTTP caching from the board's version, the sort links, and the unranke
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import wraps
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Q
+from django.http import HttpResponse
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date
 
@@ -30,8 +33,12 @@ class Listing:
     @property
     def etag(self) -> str:
         # The data version covers the board and the rest of the page (the unranked and
-        # reported-elsewhere tables, the profiles); the fingerprint a settings change.
-        return f'"board-{self.version.version}-{self.board.version}-{boards.fingerprint()}"'
+        # reported-elsewhere tables, the profiles); the fingerprint a settings change. The
+        # times make it unique to one build even if a restored database repeats a version.
+        changed = self.version.changed.timestamp()
+        built = self.board.built.timestamp() if self.board.built else 0
+        parts = [self.version.version, changed, self.board.pk, self.board.version, built]
+        return f'"board-{"-".join(map(str, parts))}-{boards.fingerprint()}"'
 
 
 def listing(request) -> Listing:
@@ -46,20 +53,36 @@ def listing(request) -> Listing:
 
 def cached(view):
     """ETag and Last-Modified from the board's data version: a repeated load answers 304
-    before anything is rendered (Django's ConditionalGetMiddleware renders first)."""
+    before anything is rendered (Django's ConditionalGetMiddleware renders first). A
+    rendered page (not a streamed twin) is also kept in the cache under its ETag and URL for
+    LEADERBOARD_PAGE_CACHE_S: the key changes with the data, so nothing is invalidated,
+    and a burst of loads of a shared link renders the page once."""
 
     @wraps(view)
     def wrapped(request):
         found = listing(request)
         changed = int(found.version.changed.timestamp())  # HTTP dates have whole seconds
         response = get_conditional_response(request, etag=found.etag, last_modified=changed)
+        key = _page_key(found, request)
+        if response is None and key and (hit := cache.get(key)) is not None:
+            response = HttpResponse(hit[1], content_type=hit[0])
         if response is None:
             response = view(request, found)
+            if key and not response.streaming and response.status_code == 200:
+                kept = (response["Content-Type"], response.content)
+                cache.set(key, kept, settings.LEADERBOARD_PAGE_CACHE_S)
         response["ETag"] = found.etag
         response["Last-Modified"] = http_date(changed)
         return response
 
     return wrapped
+
+
+def _page_key(found: Listing, request) -> str:
+    if not settings.LEADERBOARD_PAGE_CACHE_S or found.updating:
+        return ""
+    text = f"{found.etag} {request.path} {request.META.get('QUERY_STRING', '')}"
+    return "board-page:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def sorting(query, filters: tables.Filters, shown: list) -> dict[str, dict]:
