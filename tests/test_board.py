@@ -186,3 +186,15 @@ def test_a_rendered_page_is_kept_until_the_data_changes(client, db):
     entry = make_entry("Kept-Too")
     make_run(entry)
     assert "Kept-Too" in body(client.get("/?q=kept"))
+
+
+def test_a_large_stale_board_is_rebuilt_by_the_request_when_no_worker_answers(client, db, settings):
+    settings.BOARD_SYNC_ROWS = 1
+    settings.BOARD_MESSAGE_LOST_S = 0  # any message sent is already overdue
+    settings.BOARD_DEBOUNCE_S = 0
+    make_many(2)
+    body(client.get("/"))
+    make_run(make_entry("Unattended"))
+    assert "Unattended" not in body(client.get("/"))  # the message has just been sent
+    html = body(client.get("/"))
+    assert "Unattended" in html and 'id="board-updating"' not in html
