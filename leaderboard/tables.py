@@ -99,7 +99,7 @@ class Filters:
         if sort.lstrip("-") not in sortable:
             sort = ""
         profile = query.get("profile", "")
-        if not DeviceProfile.objects.filter(slug=profile).exists():
+        if profile and not DeviceProfile.objects.filter(slug=profile).exists():
             profile = ""
         benchmark = query.get("benchmark", "full")
         if benchmark not in EvaluationRun.Benchmark.values:
