@@ -5,7 +5,7 @@ import pytest
 from leaderboard.importing import import_reported
 from tests.browser import chromium_page
 from tests.factories import make_entry, make_run
-from tests.test_browser_pages import WIDTHS, page_overflow, shoot
+from tests.test_browser_pages import SHOTS_DIR, WIDTHS, page_overflow, shoot
 
 pytestmark = pytest.mark.browser
 
@@ -88,6 +88,9 @@ def test_the_table_scrolls_in_its_card_and_its_headings_say_what_they_do(
             scrolls = wrap.evaluate("el => el.scrollWidth > el.clientWidth")
             # The whole table is reachable: scrolled inside its card when it is wider.
             wrap.evaluate("el => { el.scrollLeft = el.scrollWidth; }")
+            if SHOTS_DIR:  # the table's top, scrolled to its last column, as a visitor sees it
+                wrap.scroll_into_view_if_needed()
+                page.screenshot(path=f"{SHOTS_DIR}/leaderboard-scrolled-{width}.png")
             card = wrap.bounding_box()
             source = page.locator("#leaderboard th.source").bounding_box()
             assert source["x"] + source["width"] <= card["x"] + card["width"] + 1
