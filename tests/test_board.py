@@ -198,3 +198,30 @@ def test_a_large_stale_board_is_rebuilt_by_the_request_when_no_worker_answers(cl
     assert "Unattended" not in body(client.get("/"))  # the message has just been sent
     html = body(client.get("/"))
     assert "Unattended" in html and 'id="board-updating"' not in html
+
+
+@pytest.mark.integration
+def test_a_worker_on_the_default_queue_rebuilds_a_stale_board(
+    client, transactional_db, redis_url, tmp_path, settings
+):
+    from django.db import transaction
+
+    from tests.workers import celery_worker, wait_for
+
+    settings.BOARD_SYNC_ROWS = 1  # requests leave the rebuild to the worker
+    settings.BOARD_DEBOUNCE_S = 0
+    make_many(2)
+    body(client.get("/"))
+    board = Board.objects.get(benchmark="full", kinds="")
+    with celery_worker(redis_url, tmp_path, "default", name="board") as worker:
+        with transaction.atomic():  # the run and its scores land together, as the pipeline's
+            make_run(make_entry("Worker-Built"))
+        assert "Worker-Built" not in body(client.get("/"))  # served stale, "updating"
+
+        def rebuilt() -> bool:
+            board.refresh_from_db()
+            return board.version == DataVersion.objects.get().version
+
+        wait_for(rebuilt, 90, "the worker's rebuild", worker)
+    html = body(client.get("/"))
+    assert "Worker-Built" in html and 'id="board-updating"' not in html
