@@ -53,6 +53,7 @@ DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/leaderboard_load"
 DEFAULT_SQLITE = f"sqlite:///{ROOT / 'var' / 'load.sqlite3'}"
 THROWAWAY = ("load", "bench", "throwaway")
 RAISED_RATE_LIMIT = 1_000_000
+EVALUATE = b"leaderboard.tasks.evaluate_submission"
 
 # Status counts per thread (each wrk thread has its own Lua state), summed in done().
 LUA_COMMON = r"""
@@ -416,7 +417,11 @@ def main() -> int:
     pending = rows.filter(status=Submission.Status.PENDING).count()
     connection.close()
     queue = var_dir / "broker" / "queue"
-    queued = sum(1 for _ in queue.iterdir()) if queue.exists() else 0
+    # Evaluation messages only: the leaderboard's rebuild message (one after the seeding)
+    # shares the broker's folder.
+    queued = sum(
+        1 for m in (queue.iterdir() if queue.exists() else []) if EVALUATE in m.read_bytes()
+    )
     worker_timeouts = (var_dir / "error.log").read_text().count("WORKER TIMEOUT")
 
     environment = {

@@ -211,6 +211,15 @@ if os.getenv("SIZE_CLASSES"):
         SIZE_CLASSES.append((label, int(float(low)), int(float(high))))
 
 LEADERBOARD_PAGE_SIZE = envint("LEADERBOARD_PAGE_SIZE", 100)
+# The precomputed board (leaderboard/board.py): changes within BOARD_DEBOUNCE_S share one
+# rebuild; a stale board of more than BOARD_SYNC_ROWS rows is served (saying "updating")
+# while the worker rebuilds it, a smaller one is rebuilt by the request; a rebuild message
+# not taken within BOARD_MESSAGE_LOST_S is taken as lost and sent again.
+BOARD_DEBOUNCE_S = envint("BOARD_DEBOUNCE_S", 2)
+BOARD_SYNC_ROWS = envint("BOARD_SYNC_ROWS", 20_000)
+BOARD_MESSAGE_LOST_S = envint("BOARD_MESSAGE_LOST_S", 300)
+# A rendered leaderboard page is kept this long under its ETag and URL (0: never kept).
+LEADERBOARD_PAGE_CACHE_S = envint("LEADERBOARD_PAGE_CACHE_S", 300)
 
 # Celery: Redis when REDIS_URL is set; otherwise a filesystem broker under var/ so that
 # `make run` works on one machine with nothing installed.
@@ -246,6 +255,7 @@ CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "false")
 CELERY_TASK_ROUTES = {
     "leaderboard.tasks.evaluate_submission": {"queue": "eval"},
     "leaderboard.tasks.watchdog": {"queue": "default"},
+    "leaderboard.tasks.rebuild_board": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE = {
     "watchdog": {"task": "leaderboard.tasks.watchdog", "schedule": envint("WATCHDOG_EVERY_S", 60)},

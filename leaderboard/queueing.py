@@ -12,6 +12,7 @@ from config.celery import app
 
 EVALUATE = "leaderboard.tasks.evaluate_submission"
 PROBE = "leaderboard.tasks.probe_latency"
+REBUILD_BOARD = "leaderboard.tasks.rebuild_board"
 
 
 def send_for_evaluation(pk: int, countdown: float | None = None) -> None:
@@ -27,3 +28,8 @@ def send_for_evaluation(pk: int, countdown: float | None = None) -> None:
 def send_probe(probe_id: int, queue: str) -> None:
     """A latency probe to its device profile's own queue (latency.<profile>)."""
     app.signature(PROBE, args=(probe_id,)).apply_async(queue=queue)
+
+
+def send_board_rebuild(countdown: float) -> None:
+    """Rebuild the stale leaderboards after countdown seconds (changes meanwhile share it)."""
+    app.signature(REBUILD_BOARD).apply_async(countdown=countdown, queue="default")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 
+from . import board
 from .models import Entry, EvaluationRun, TaskScore
 from .suites import csr_suite
 
@@ -52,4 +53,5 @@ def seed_synthetic(count: int, batch_size: int = 2000) -> list[EvaluationRun]:
         ),
         batch_size=batch_size,
     )
+    board.changed()  # bulk_create sends no signals
     return runs

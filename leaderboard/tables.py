@@ -1,7 +1,7 @@
-"""Assemble the leaderboard's rows once; HTML, CSV and JSON all render from here.
-
-A page runs a constant number of queries: one for the tasks, one for the runs with their
-entries, one for the headline scores. Sorting, marks and filters happen in Python.
+"""The leaderboard's rows, assembled in Python from runs and scores: what leaderboard/board.py
+precomputes when data changes (`/` and its twins then read the board, not these), and the
+paper's tables as printed. Three queries whatever the number of rows: the tasks, the runs
+with their entries, the scores.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.db.models.fields.json import KT
 
-from . import ranking
 from .models import (
     DeviceProfile,
     EvaluationRun,
-    LatencyResult,
     PaperRow,
     Suite,
     TaskScore,
@@ -84,6 +82,9 @@ class Filters:
     profile: str = ""
     metric: str = "headline"  # or acc / acc_norm: measured runs only (METRICS)
     contamination: str = ""  # "exclude" or "only" flagged entries; "" shows all
+    # A sorted column sorts within size classes ("class", as the paper groups its rows) or
+    # across them ("all").
+    scope: str = "class"
 
     @classmethod
     def from_query(cls, query, task_keys: list[str]) -> Filters:
@@ -98,7 +99,7 @@ class Filters:
         if sort.lstrip("-") not in sortable:
             sort = ""
         profile = query.get("profile", "")
-        if not DeviceProfile.objects.filter(slug=profile).exists():
+        if profile and not DeviceProfile.objects.filter(slug=profile).exists():
             profile = ""
         benchmark = query.get("benchmark", "full")
         if benchmark not in EvaluationRun.Benchmark.values:
@@ -108,6 +109,7 @@ class Filters:
             metric = "headline"
         contamination = query.get("contamination", "")
         return cls(
+            scope="all" if query.get("scope") == "all" else "class",
             contamination=contamination if contamination in ("exclude", "only") else "",
             metric=metric,
             q=query.get("q", "").strip()[:100],
@@ -130,6 +132,7 @@ class Filters:
             "profile": self.profile,
             "metric": self.metric,
             "contamination": self.contamination,
+            "scope": self.scope,
         }
 
     def keeps(self, contamination) -> bool:
@@ -292,43 +295,7 @@ def gc_paused():
             gc.enable()
 
 
-def leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
-    with gc_paused():
-        return _leaderboard(suite, filters)
-
-
-def _leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
-    tasks = list(suite.tasks.all())
-    runs = EvaluationRun.objects.for_leaderboard(suite, filters.benchmark)
-    rows = load_rows(suite, tasks, runs, filters.metric)
-    if filters.profile:
-        attach_latency(rows, runs, filters.profile)
-    if filters.kinds:
-        rows = [r for r in rows if r.kind in filters.kinds]
-    mark_best(rows, [t.key for t in tasks])
-    ranking.attach_ranks(rows)
-    if filters.sizes:
-        rows = [r for r in rows if r.size_class in filters.sizes]
-    if filters.q:
-        needle = filters.q.lower()
-        rows = [r for r in rows if needle in r.name.lower()]
-    if filters.contamination:
-        rows = [r for r in rows if filters.keeps(r.contamination)]
-    rows = sort_rows(rows, filters.sort)
-    shown = [t for t in tasks if not filters.cols or t.key in filters.cols]
-    return shown, rows
-
-
 LATENCY_FIELDS = ["execute_ms", "decode_tok_s", "peak_rss_mb"]
-
-
-def attach_latency(rows: list[Row], runs, profile: str) -> None:
-    results = LatencyResult.objects.filter(
-        profile__slug=profile, entry_id__in=runs.values("entry_id")
-    ).values("entry_id", *LATENCY_FIELDS)
-    by_entry = {r.pop("entry_id"): r for r in results}
-    for row in rows:
-        row.latency = by_entry.get(row.entry_id, dict.fromkeys(LATENCY_FIELDS))
 
 
 def paper_table(suite: Suite, table: str) -> tuple[list, list[Row]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import checkpoints, latency, pipeline, runstate, throttle
+from . import board, checkpoints, latency, pipeline, runstate, throttle
 
 
 @shared_task(bind=True, acks_late=True)
@@ -27,3 +27,9 @@ def watchdog() -> dict:
     counts["throttles_expired"] = throttle.expire()
     counts["checkpoints_dropped"] = checkpoints.prune()
     return counts
+
+
+@shared_task(acks_late=True)
+def rebuild_board() -> int:
+    # Idempotent: a board already fresh is skipped, so a repeated message costs one query.
+    return board.rebuild_stale()

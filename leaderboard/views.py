@@ -1,20 +1,22 @@
 from django.conf import settings
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
-from . import charts, elsewhere, exports, modelpage, paper, ranking, reproduced, tables
+from . import (
+    boardread,
+    charts,
+    elsewhere,
+    exports,
+    leaderboard_page,
+    modelpage,
+    paper,
+    ranking,
+    reproduced,
+    tables,
+)
 from .models import DeviceProfile, Entry, PaperRow
 from .suites import csr_suite
-
-
-def _leaderboard(request):
-    suite = csr_suite()
-    task_keys = list(suite.tasks.values_list("key", flat=True))
-    filters = tables.Filters.from_query(request.GET, task_keys)
-    shown, rows = tables.leaderboard(suite, filters)
-    return suite, filters, shown, rows
 
 
 def _metric(task, filters) -> str:
@@ -22,85 +24,76 @@ def _metric(task, filters) -> str:
     return task.headline_metric if filters.metric == "headline" else filters.metric
 
 
-def index(request):
-    suite, filters, shown, rows = _leaderboard(request)
-    page = Paginator(rows, settings.LEADERBOARD_PAGE_SIZE).get_page(request.GET.get("page"))
+@leaderboard_page.cached
+def index(request, listing):
+    filters, shown = listing.filters, listing.shown
+    total = boardread.count(listing.board, filters, listing.matching)
+    paginator = boardread.CountedPaginator(listing.matching, settings.LEADERBOARD_PAGE_SIZE, total)
+    page = paginator.get_page(request.GET.get("page"))
+    rows = boardread.rows_of(page.object_list, filters.profile)
     query = request.GET.copy()
     query.pop("page", None)
-    sort_links = {}
-    for key in ["name", "size", "params", "layers", "avg", "execute_ms", *[t.key for t in shown]]:
-        # First click sorts high-to-low (names A-Z), the second click reverses.
-        first = key if key in ("name", "size", "execute_ms") else f"-{key}"
-        q = query.copy()
-        q["sort"] = (
-            (first[1:] if first.startswith("-") else f"-{first}")
-            if (filters.sort == first)
-            else first
-        )
-        sort_links[key] = q.urlencode()
-    headers = [
-        {"key": t.key, "label": t.label, "metric": _metric(t, filters), "link": sort_links[t.key]}
-        for t in shown
-    ]
-    for row in page:
+    sorting = leaderboard_page.sorting(query, filters, shown)
+    for row in rows:
         row.shown = [row.cells[t.key] for t in shown]
         row.rank_label = ranking.range_label(row)
-    unranked = []
-    if filters.benchmark == "full":
-        # Sample-set and subset runs are shown, never ranked beside full-benchmark runs.
-        runs = tables.EvaluationRun.objects.for_leaderboard(suite, "sample") | (
-            tables.EvaluationRun.objects.for_leaderboard(suite, "limited")
-        )
-        unranked = tables.load_rows(suite, shown, runs.order_by("-created")[:20])
-        for row in unranked:
-            row.shown = [row.cells[t.key] for t in shown]
     ctx = {
         "profiles": DeviceProfile.objects.filter(results__isnull=False).distinct(),
-        "unranked": unranked,
+        "unranked": leaderboard_page.unranked(listing.suite, filters, shown),
         "benchmarks": tables.EvaluationRun.Benchmark.choices,
-        "suite": suite,
+        "suite": listing.suite,
         "filters": filters,
-        "headers": headers,
-        "rows": page,
-        "all_tasks": list(suite.tasks.all()),
+        "headers": [
+            {"key": t.key, "label": t.label, "metric": _metric(t, filters), **sorting[t.key]}
+            for t in shown
+        ],
+        "rows": rows,
+        "all_tasks": list(listing.suite.tasks.all()),
         "page": page,
-        "total": len(rows),
+        "total": total,
+        "updating": listing.updating,
         "sizes": [label for label, _, _ in settings.SIZE_CLASSES],
         "metrics": tables.METRICS,
         "elsewhere": elsewhere.rows(filters) if filters.benchmark == "full" else [],
-        "task_labels": {t.key: t.label for t in suite.tasks.all()},
+        "task_labels": {t.key: t.label for t in listing.suite.tasks.all()},
         "query": query.urlencode(),
-        "sort_links": sort_links,
+        "sorting": sorting,
+        "scope_link": leaderboard_page.scope_link(query, filters),
     }
     return render(request, "leaderboard/index.html", ctx)
 
 
-def leaderboard_csv(request):
-    suite, filters, shown, rows = _leaderboard(request)
+@leaderboard_page.cached
+def leaderboard_csv(request, listing):
+    filters, shown = listing.filters, listing.shown
     return exports.stream_csv(
         "leaderboard",
         exports.row_csv_header(shown, latency=bool(filters.profile), ranks=True),
-        (exports.row_csv_values(row, shown, filters.profile, ranks=True) for row in rows),
+        (
+            exports.row_csv_values(row, shown, filters.profile, ranks=True)
+            for row in boardread.stream(listing.matching, filters.profile)
+        ),
     )
 
 
-def leaderboard_json(request):
-    suite, filters, shown, rows = _leaderboard(request)
+@leaderboard_page.cached
+def leaderboard_json(request, listing):
+    filters, shown = listing.filters, listing.shown
     head = {
-        "suite": suite.slug,
+        "suite": listing.suite.slug,
         "filters": filters.as_dict(),
         "columns": [{"key": t.key, "label": t.label, "metric": _metric(t, filters)} for t in shown],
-        "count": len(rows),
+        "count": boardread.count(listing.board, filters, listing.matching),
         # Reported elsewhere, average only (never ranked with the rows below).
         "reported_elsewhere": elsewhere.rows(filters) if filters.benchmark == "full" else [],
     }
-    return exports.stream_json(
-        head, "rows", (exports.row_json(row, shown, ranks=True) for row in rows)
-    )
+    rows = boardread.stream(listing.matching, filters.profile)
+    return exports.stream_json(head, "rows", (exports.row_json(r, shown, ranks=True) for r in rows))
 
 
-def chart_params_json(request):
-    suite, filters, shown, rows = _leaderboard(request)
+@leaderboard_page.cached
+def chart_params_json(request, listing):
+    rows = boardread.rows_of(listing.matching, listing.filters.profile)
     return exports.JsonResponse(charts.accuracy_vs_params(rows))
 
 

@@ -1,6 +1,7 @@
-"""The app's models, in four modules: results (what is ranked), devices (latency), queue
-(submissions and probes), limits (rate limits)."""
+"""The app's models, in five modules: results (what is ranked), devices (latency), queue
+(submissions and probes), limits (rate limits), board (the precomputed leaderboard)."""
 
+from .board import Board, BoardRow, DataVersion
 from .devices import DeviceProfile, LatencyResult
 from .limits import Throttle
 from .queue import Probe, Submission, SubmissionQuerySet
@@ -19,6 +20,9 @@ from .results import (
 
 __all__ = [
     "MOBILELLM_SUITE",
+    "Board",
+    "BoardRow",
+    "DataVersion",
     "DeviceProfile",
     "Entry",
     "EvaluationRun",
