@@ -278,3 +278,38 @@ def test_python_m_evaluator_engine_is_lm_evals_command_line(model_dir, tmp_path)
     doc = json.loads(written[0].read_text())
     assert doc["config"]["model"] == NAME
     assert "arc_easy_sample" in doc["results"]
+
+
+def test_compiled_templates_render_every_prompt_as_lm_eval_does(tmp_path):
+    """lm-eval's templates are compiled once (evaluator/engine/templates.py): every prompt,
+    target and choice list of the eight tasks' sample documents renders exactly as with
+    lm-eval's own compile-per-call function."""
+    from lm_eval import utils as lm_utils
+
+    from evaluator.datasource import resolve
+    from evaluator.engine import templates
+    from evaluator.harness import TASKS
+
+    assert lm_utils.apply_template is templates.apply_template  # installed on import
+    source = resolve("sample")
+    source.write_yamls(TASKS, tmp_path)
+    loaded = source.task_manager(tmp_path).load([source.run_name(t) for t in TASKS])
+
+    def render_all():
+        out = []
+        for task in loaded["tasks"].values():
+            for doc in task.eval_docs:
+                out.append((task.doc_to_text(doc), task.doc_to_target(doc)))
+                out.append(task.doc_to_choice(doc))
+        return out
+
+    templates._compiled.cache_clear()
+    cached = render_all()
+    info = templates._compiled.cache_info()
+    assert info.misses <= 3 * 8 and info.hits > 20 * info.misses  # compiled once, reused
+    lm_utils.apply_template = templates._stock_apply_template
+    try:
+        stock = render_all()
+    finally:
+        templates.install()
+    assert len(cached) == 2 * 8 * 40 and cached == stock
