@@ -154,6 +154,48 @@ def test_a_model_that_ignores_the_tree_mask_falls_back_to_the_stock_loop(loaded)
     assert any("differs" in reason for reason in lm.cost.reasons)
 
 
+def test_out_of_memory_halves_the_forward_budget_and_loses_nothing(loaded):
+    """A GPU's out-of-memory error (raised here by the model for forwards over a token
+    budget: no GPU runs these tests) halves the tokens a forward and splits the batch again,
+    as HFLM's batch_size=auto does; answers, order and counts stay the stock loop's."""
+    model, tokenizer = loaded
+    original = model.forward
+    seen = []
+
+    def forward(*args, **kwargs):
+        tokens = kwargs["input_ids"].numel()
+        seen.append(tokens)
+        if tokens > 40:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(*args, **kwargs)
+
+    pairs = [(f"{QUESTION} ({k})", c) for k in range(4) for c in CHOICES]
+    stock = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4)
+    theirs, _ = answers(stock, pairs)
+    ours = TrieLM(pretrained=model, tokenizer=tokenizer, batch_size=4, row_tokens=16,
+                  forward_tokens=256)  # fmt: skip
+    ours._checked = True  # the self-check's forwards would hit the limit first
+    model.forward = forward
+    try:
+        mine, hook = answers(ours, pairs)
+    finally:
+        del model.forward
+    assert_same(mine, theirs)
+    assert len(hook.calls) == len(pairs)
+    assert max(seen) > 40 and ours.forward_tokens <= 40  # it ran out, then fitted
+    assert ours.cost.tokens_padded == sum(t for t in seen if t <= 40)  # failures not counted
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    model.forward = refuse
+    try:
+        with pytest.raises(RuntimeError, match="illegal memory access"):
+            answers(ours, pairs)  # any other error is the run's, not retried
+    finally:
+        del model.forward
+
+
 def test_packing_forwards_each_shared_prefix_once():
     a, b, c = [1, 2, 3, 4], [1, 2, 3, 5, 6], [7, 8]
     requests = [(a, [9]), (b, [9, 9]), (c, [9]), (a, [9])]
@@ -236,3 +278,38 @@ def test_python_m_evaluator_engine_is_lm_evals_command_line(model_dir, tmp_path)
     doc = json.loads(written[0].read_text())
     assert doc["config"]["model"] == NAME
     assert "arc_easy_sample" in doc["results"]
+
+
+def test_compiled_templates_render_every_prompt_as_lm_eval_does(tmp_path):
+    """lm-eval's templates are compiled once (evaluator/engine/templates.py): every prompt,
+    target and choice list of the eight tasks' sample documents renders exactly as with
+    lm-eval's own compile-per-call function."""
+    from lm_eval import utils as lm_utils
+
+    from evaluator.datasource import resolve
+    from evaluator.engine import templates
+    from evaluator.harness import TASKS
+
+    assert lm_utils.apply_template is templates.apply_template  # installed on import
+    source = resolve("sample")
+    source.write_yamls(TASKS, tmp_path)
+    loaded = source.task_manager(tmp_path).load([source.run_name(t) for t in TASKS])
+
+    def render_all():
+        out = []
+        for task in loaded["tasks"].values():
+            for doc in task.eval_docs:
+                out.append((task.doc_to_text(doc), task.doc_to_target(doc)))
+                out.append(task.doc_to_choice(doc))
+        return out
+
+    templates._compiled.cache_clear()
+    cached = render_all()
+    info = templates._compiled.cache_info()
+    assert info.misses <= 3 * 8 and info.hits > 20 * info.misses  # compiled once, reused
+    lm_utils.apply_template = templates._stock_apply_template
+    try:
+        stock = render_all()
+    finally:
+        templates.install()
+    assert len(cached) == 2 * 8 * 40 and cached == stock

@@ -7,6 +7,8 @@ forward per batch of rows with a tree-shaped 4-D mask and explicit position ids,
 head and log-softmax run only at the positions some request scores (`logits_to_keep` as a
 boolean mask, so model-specific logit processing such as soft-capping still applies).
 
+A forward that runs out of memory halves the tokens per forward and splits its batch again.
+
 What this path cannot do exactly goes to HFLM's own loop, request by request: seq2seq
 models, rolling log-likelihoods (perplexity), sliding-window attention shorter than an
 input, and any model whose packed forward disagrees with its plain one on a self-check run
@@ -17,13 +19,16 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from accelerate.utils.memory import should_reduce_batch_size
 from lm_eval.api.model import CacheHook
 from lm_eval.models.huggingface import HFLM
+from lm_eval.models.utils_hf import clear_torch_cache
 
 from evaluator.engine import packing
 
@@ -109,19 +114,34 @@ class TrieLM(HFLM):
             assert len(ctx) > 0 and len(cont) > 0 and len(cont) <= self.max_length
         rows = packing.pack(pairs, self.max_length, self.row_tokens)
         results: list[tuple[float, bool] | None] = [None] * len(requests)
-        for batch in packing.batches(rows, self.forward_tokens):
-            for i, answer in self._forward(batch):
+        pending = deque(packing.batches(rows, self.forward_tokens))
+        while pending:
+            batch = pending.popleft()
+            try:
+                answers = self._forward(batch)
+            except Exception as exc:
+                if len(batch) == 1 or not should_reduce_batch_size(exc):
+                    raise
+                # Out of memory: halve the budget for the rest of the run and split this batch
+                # again (what HFLM's batch_size=auto does by batch size; accelerate's test for
+                # an out-of-memory error). Nothing of the failed forward was counted.
+                self.forward_tokens = max(len(batch[0]), self.forward_tokens // 2)
+                log.warning("%s: out of memory, %d tokens a forward now", NAME, self.forward_tokens)
+                clear_torch_cache()
+                pending.extendleft(reversed(packing.batches(batch, self.forward_tokens)))
+                continue
+            for i, answer in answers:
                 results[i] = answer
                 hook.add_partial("loglikelihood", requests[i][0], answer)
         return results  # type: ignore[return-value]
 
-    def _forward(self, batch: list[packing.Row]):
+    def _forward(self, batch: list[packing.Row]) -> list[tuple[int, tuple[float, bool]]]:
+        """One forward over a batch of rows: (request index, (log-likelihood, is_greedy))."""
         length = len(batch[0])
         ids = torch.zeros(len(batch), length, dtype=torch.long)
         pos = torch.zeros(len(batch), length, dtype=torch.long)
         keep = torch.zeros(len(batch), length, dtype=torch.bool)
         allowed = np.zeros((len(batch), length, length), dtype=bool)
-        where: dict[tuple[int, int], int] = {}
         for b, row in enumerate(batch):
             n = len(row)
             ids[b, :n] = torch.tensor(row.tokens)
@@ -129,21 +149,22 @@ class TrieLM(HFLM):
             allowed[b] = _tree_mask(row.parents, length)
             for _, nodes, _ in row.scored:
                 keep[b, nodes] = True
-            self.cost.tokens_forwarded += n
         # boolean logits_to_keep flattens row-major: the k-th True is the k-th logit row.
-        for k, (b, node) in enumerate(keep.nonzero().tolist()):
-            where[(b, node)] = k
-        self.cost.tokens_padded += len(batch) * length
-        self.cost.forwards += 1
+        where = {(b, node): k for k, (b, node) in enumerate(keep.nonzero().tolist())}
         logprobs = F.log_softmax(
             self._scored_logits(ids, pos, allowed, keep), dim=-1, dtype=self.softmax_dtype
         )
+        self.cost.tokens_forwarded += sum(len(row) for row in batch)
+        self.cost.tokens_padded += len(batch) * length
+        self.cost.forwards += 1
+        answers = []
         for b, row in enumerate(batch):
             for i, nodes, target in row.scored:
                 lp = logprobs[[where[(b, node)] for node in nodes]]  # [len(cont), vocab]
                 cont = torch.tensor(target, dtype=torch.long, device=lp.device)
                 greedy = bool((lp.argmax(dim=-1) == cont).all())
-                yield i, (float(lp.gather(1, cont[:, None]).squeeze(1).sum()), greedy)
+                answers.append((i, (float(lp.gather(1, cont[:, None]).squeeze(1).sum()), greedy)))
+        return answers
 
     def _scored_logits(self, ids, pos, allowed, keep) -> torch.Tensor:
         """The model's logits at the kept positions, [kept, vocab]."""
