@@ -6,6 +6,7 @@ from .limits import Throttle
 from .queue import Probe, Submission, SubmissionQuerySet
 from .results import (
     MOBILELLM_SUITE,
+    REFERENCE_PRECISION,
     Entry,
     EvaluationRun,
     PaperRow,
@@ -24,6 +25,7 @@ __all__ = [
     "EvaluationRun",
     "LatencyResult",
     "PaperRow",
+    "REFERENCE_PRECISION",
     "Probe",
     "RunQuerySet",
     "Submission",
