@@ -19,7 +19,7 @@ from evaluator import checkpoint, hostlock
 from evaluator import latency as probe
 
 from . import pipeline, runstate
-from .models import DeviceProfile, Entry, LatencyResult, Probe, Submission
+from .models import REFERENCE_PRECISION, DeviceProfile, Entry, LatencyResult, Probe, Submission
 
 log = logging.getLogger(__name__)
 DEFAULT_PROFILE = "local-cpu"
@@ -111,7 +111,11 @@ def conditions(before: float | None, after: float | None, threads: int, waited_s
 
 
 def store(
-    entry: Entry, profile: DeviceProfile, result: probe.ProbeResult, prompt_tokens: int
+    entry: Entry,
+    profile: DeviceProfile,
+    result: probe.ProbeResult,
+    prompt_tokens: int,
+    precision: str = REFERENCE_PRECISION,
 ) -> LatencyResult:
     fields = {
         "kind": "measured",
@@ -143,5 +147,7 @@ def store(
     }
     # One current measurement per model and profile (a unique constraint): a re-probe
     # replaces it.
-    obj, _ = LatencyResult.objects.update_or_create(entry=entry, profile=profile, defaults=fields)
+    obj, _ = LatencyResult.objects.update_or_create(
+        entry=entry, profile=profile, precision=precision, defaults=fields
+    )
     return obj

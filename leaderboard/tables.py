@@ -7,6 +7,7 @@ entries, one for the headline scores. Sorting, marks and filters happen in Pytho
 from __future__ import annotations
 
 import gc
+import re
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from django.db.models.fields.json import KT
 
 from . import ranking
 from .models import (
+    REFERENCE_PRECISION,
     DeviceProfile,
     EvaluationRun,
     LatencyResult,
@@ -32,6 +34,8 @@ KIND_LABELS = {"reported": "reported", "measured": "measured"}
 # The metric switch: each task's headline metric (the paper's), or acc / acc_norm for every
 # task of a measured run. A reported row keeps the paper's number under its stored metric.
 METRICS = ("headline", "acc", "acc_norm")
+# A precision's name (fp32, int4, a GGUF type such as Q4_1): anything else means the default.
+PRECISION_NAME = re.compile(r"[A-Za-z0-9_]{1,20}")
 
 
 @dataclass
@@ -84,6 +88,8 @@ class Filters:
     profile: str = ""
     metric: str = "headline"  # or acc / acc_norm: measured runs only (METRICS)
     contamination: str = ""  # "exclude" or "only" flagged entries; "" shows all
+    # The runs ranked: the reference (fp32, and the papers' rows) unless a variant is asked.
+    precision: str = REFERENCE_PRECISION
 
     @classmethod
     def from_query(cls, query, task_keys: list[str]) -> Filters:
@@ -107,7 +113,11 @@ class Filters:
         if metric not in METRICS:
             metric = "headline"
         contamination = query.get("contamination", "")
+        precision = query.get("precision", REFERENCE_PRECISION)
+        if not PRECISION_NAME.fullmatch(precision):
+            precision = REFERENCE_PRECISION
         return cls(
+            precision=precision,
             contamination=contamination if contamination in ("exclude", "only") else "",
             metric=metric,
             q=query.get("q", "").strip()[:100],
@@ -130,6 +140,7 @@ class Filters:
             "profile": self.profile,
             "metric": self.metric,
             "contamination": self.contamination,
+            "precision": self.precision,
         }
 
     def keeps(self, contamination) -> bool:
@@ -299,10 +310,10 @@ def leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
 
 def _leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
     tasks = list(suite.tasks.all())
-    runs = EvaluationRun.objects.for_leaderboard(suite, filters.benchmark)
+    runs = EvaluationRun.objects.for_leaderboard(suite, filters.benchmark, filters.precision)
     rows = load_rows(suite, tasks, runs, filters.metric)
     if filters.profile:
-        attach_latency(rows, runs, filters.profile)
+        attach_latency(rows, runs, filters.profile, filters.precision)
     if filters.kinds:
         rows = [r for r in rows if r.kind in filters.kinds]
     mark_best(rows, [t.key for t in tasks])
@@ -322,9 +333,11 @@ def _leaderboard(suite: Suite, filters: Filters) -> tuple[list, list[Row]]:
 LATENCY_FIELDS = ["execute_ms", "decode_tok_s", "peak_rss_mb"]
 
 
-def attach_latency(rows: list[Row], runs, profile: str) -> None:
+def attach_latency(
+    rows: list[Row], runs, profile: str, precision: str = REFERENCE_PRECISION
+) -> None:
     results = LatencyResult.objects.filter(
-        profile__slug=profile, entry_id__in=runs.values("entry_id")
+        profile__slug=profile, entry_id__in=runs.values("entry_id"), precision=precision
     ).values("entry_id", *LATENCY_FIELDS)
     by_entry = {r.pop("entry_id"): r for r in results}
     for row in rows:

@@ -4,7 +4,17 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
-from . import charts, elsewhere, exports, modelpage, paper, ranking, reproduced, tables
+from . import (
+    charts,
+    elsewhere,
+    exports,
+    modelpage,
+    paper,
+    quantization,
+    ranking,
+    reproduced,
+    tables,
+)
 from .models import DeviceProfile, Entry, PaperRow
 from .suites import csr_suite
 
@@ -124,7 +134,9 @@ def _with_reproduced(entry) -> dict:
 
 def model_detail(request, slug):
     entry = get_object_or_404(Entry, slug=slug)
-    return render(request, "leaderboard/model.html", {"m": _with_reproduced(entry)})
+    m = _with_reproduced(entry)
+    ladder = quantization.ladder_table(m["variants"], csr_suite().tasks.all())
+    return render(request, "leaderboard/model.html", {"m": m, "ladder": ladder})
 
 
 def model_json(request, slug):
