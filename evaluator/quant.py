@@ -40,8 +40,17 @@ SCHEMES = {
 RECIPES = tuple(SCHEMES)
 
 
-class QuantRefused(Exception):
+class QuantRefused(ValueError):
     """This variant cannot be made faithfully for this model; the message says why."""
+
+
+# What XNNPACK runs of each recipe once lowered. int8 weight-only has no XNNPACK kernel
+# (it takes int8 weights only with int8 dynamic activations), so the lowered program would
+# carry the weights dequantized to float32: measured in eager only.
+EXECUTORCH_REFUSES = {
+    "int8": "XNNPACK has no int8 weight-only linear: the lowered program would run the "
+    "weights dequantized to float32, so this variant is measured in eager PyTorch only",
+}
 
 
 @dataclass(frozen=True)
@@ -145,14 +154,14 @@ def _quantize(model, precision: str) -> int:
     embeddings = tq.IntxWeightOnlyConfig(weight_dtype=torch.int8, granularity=PerAxis(0))
     tq.quantize_(model, embeddings, filter_fn=lambda m, fqn: isinstance(m, nn.Embedding))
     left = [fqn for fqn, p in model.named_parameters()
-            if p.dim() >= 2 and not _is_quantized(p)]  # fmt: skip
+            if p.dim() >= 2 and not is_quantized(p)]  # fmt: skip
     if left:
         raise QuantRefused(
             f"the {precision} recipe left weight matrices in full precision: "
             + ", ".join(left[:5])
             + (f" and {len(left) - 5} more" if len(left) > 5 else "")
         )
-    return sum(1 for p in model.parameters() if _is_quantized(p))
+    return sum(1 for p in model.parameters() if is_quantized(p))
 
 
 def _output_layer(model):
@@ -182,7 +191,7 @@ def _conv1d_to_linear(model) -> None:
             setattr(parent, name, linear)
 
 
-def _is_quantized(tensor) -> bool:
+def is_quantized(tensor) -> bool:
     return hasattr(tensor, "__tensor_flatten__") and "qdata" in tensor.__tensor_flatten__()[0]
 
 

@@ -8,6 +8,7 @@ changed only through runstate.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -88,6 +89,7 @@ def run_probe(probe_id: int) -> str:
             after = hostlock.load_average()
         result.environment.update(conditions(before, after, probe_settings.threads, waited_s))
         runstate.with_db_retry(store, entry, profile, result, probe_settings.prompt_tokens)
+        probe_variants(entry, profile, sub, model_dir, probe_settings, tick)
     except (probe.ProbeError, checkpoint.CheckpointError, OSError, ValueError) as exc:
         error = f"latency probe on {profile.name} failed: {exc}"[:2000]
         log.warning("%s (entry %s)", error, entry.pk)
@@ -95,6 +97,38 @@ def run_probe(probe_id: int) -> str:
         shutil.rmtree(workdir, ignore_errors=True)
     runstate.with_db_retry(runstate.finish_probe, probe_id, error)
     return error or "ok"
+
+
+def probe_variants(entry, profile, sub, model_dir, probe_settings, tick) -> dict[str, str]:
+    """Each quantized variant the evaluation scored, probed as the reference was (same
+    runtime, threads and budget; the recipe applied as part of init) and stored under its
+    precision. A variant that cannot be measured on this runtime (int8 weight-only has no
+    XNNPACK kernel) leaves the reference's figures standing: its reason is kept with them."""
+    variants = sub.run.variants.filter(status="done").values_list("precision", flat=True)
+    skipped = {}
+    for precision in variants:
+        wanted = dataclasses.replace(probe_settings, precision=precision)
+        try:
+            with hostlock.hold(settings.HOST_LOCK_FILE, tick=tick, probe=True) as waited_s:
+                before = hostlock.load_average()
+                result = probe.probe(
+                    model_dir, wanted, bandwidth_gb_s=bandwidth(profile), tick=tick
+                )
+                after = hostlock.load_average()
+        except (probe.ProbeError, OSError, ValueError) as exc:
+            skipped[precision] = str(exc)[:500]
+            log.warning("latency of %s at %s on %s: %s", entry.pk, precision, profile.slug, exc)
+            continue
+        result.environment.update(conditions(before, after, wanted.threads, waited_s))
+        runstate.with_db_retry(store, entry, profile, result, wanted.prompt_tokens, precision)
+    if skipped:
+        reference = LatencyResult.objects.filter(
+            entry=entry, profile=profile, precision=REFERENCE_PRECISION
+        )
+        for row in reference:
+            row.environment["variants_not_measured"] = skipped
+            row.save(update_fields=["environment"])
+    return skipped
 
 
 def conditions(before: float | None, after: float | None, threads: int, waited_s: float) -> dict:

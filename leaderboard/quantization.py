@@ -112,6 +112,12 @@ def latency_by_precision(entry_ids) -> dict[int, dict[str, dict[str, dict]]]:
     ):
         figures = {key: getattr(r, key) for key in LATENCY_KEYS}
         out[r.entry_id][r.precision][r.profile.slug] = {"profile_name": r.profile.name, **figures}
+        # Variants this profile's runtime could not run (leaderboard.latency.probe_variants).
+        for precision, reason in (r.environment.get("variants_not_measured") or {}).items():
+            out[r.entry_id][precision].setdefault(
+                r.profile.slug,
+                {"profile_name": r.profile.name, **dict.fromkeys(LATENCY_KEYS), "why": reason},
+            )
     return out
 
 

@@ -84,7 +84,7 @@ def test_sizes_shrink_as_each_recipe_says(ladder):
 def test_no_weight_matrix_is_left_in_full_precision(ladder, precision):
     info, _, model = ladder[precision]
     matrices = [(name, p) for name, p in model.named_parameters() if p.dim() >= 2]
-    assert matrices and all(quant._is_quantized(p) for _, p in matrices)
+    assert matrices and all(quant.is_quantized(p) for _, p in matrices)
     assert info.quantized_layers == len(matrices)
 
 
@@ -123,7 +123,7 @@ def test_int8_records_are_what_stock_lm_eval_gives_for_the_same_quantized_model(
     ours = evaluate(None, model=model, tokenizer=tokenizer, precision="int8")
     assert ours.provenance["precision"]["precision"] == "int8"
     assert all(c["fallback_requests"] == 0 for c in ours.provenance["cost"].values())
-    assert quant._is_quantized(model.lm_head.weight)  # quantized in place, what stock gets
+    assert quant.is_quantized(model.lm_head.weight)  # quantized in place, what stock gets
 
     source = datasource.resolve("sample")
     yamls = source.write_yamls(TASKS, tmp_path / "yamls")
@@ -144,3 +144,22 @@ def test_int8_records_are_what_stock_lm_eval_gives_for_the_same_quantized_model(
             ):
                 assert abs(ll_a - ll_b) <= 1e-4, (task, a["doc_id"], ll_a, ll_b)
                 assert greedy_a == greedy_b
+
+
+def test_int4_runs_lowered_to_xnnpack_and_int8_is_refused_there(tmp_path):
+    """ExecuTorch lowers 8da4w to XNNPACK (embeddings through its quantized kernels); int8
+    weight-only has no XNNPACK kernel and would run dequantized, so it is refused."""
+    pytest.importorskip("executorch", reason="the executorch runtime: make install-executorch")
+    from evaluator import latency
+
+    model_dir = build_tiny_model(tmp_path / "m")
+    quick = {"threads": 1, "runtime": "executorch", "warmup": 1, "repeats": 2,
+             "decode_tokens": 8, "budget_s": 1}  # fmt: skip
+    with pytest.raises(latency.ProbeError, match="no int8 weight-only"):
+        latency.probe(model_dir, latency.ProbeSettings(precision="int8", **quick))
+    result = latency.probe(model_dir, latency.ProbeSettings(precision="int4", **quick))
+    assert result.decode_ms_p50 > 0
+    assert result.environment["logits_max_abs_diff"] <= result.environment["logits_tolerance"]
+    assert result.environment["export"]["precision"]["precision"] == "int4"
+    fp32_bytes = quant.weights_bytes(load_model(model_dir, device="cpu")[0])[0]
+    assert result.file_size_mb * 2**20 < fp32_bytes / 2  # the program holds packed weights

@@ -213,3 +213,27 @@ def test_the_api_form_and_command_take_precisions(client, db, site, served):
     assert Submission.objects.get(name="Via form").precisions == ["fp32", "bf16"]
     with pytest.raises(CommandError, match="unknown precision int3"):
         call_command("evaluate", url, "--precisions", "fp32,int3")
+
+
+def test_each_variant_is_probed_for_latency_on_the_profile(client, db, site, served, settings):
+    from leaderboard import latency
+
+    settings.PROBE_BUDGET_S = 1  # the figures' stability is not what is tested here
+    DeviceProfile.objects.update(active=False)
+    board = DeviceProfile.objects.create(
+        slug="test-board", name="Test board", threads=1, runtime="eager", dtype="float32",
+        bandwidth_gb_s=10.0,  # known: the test does not wait for it to be measured
+    )  # fmt: skip
+    sub = evaluated(served_model(served, "probed", TinySpec(seed=11)), ["int4"])
+    job = sub.probes.get(profile=board)  # queued as the evaluation ended
+    assert latency.run_probe(job.pk) == "ok"
+    rows = {r.precision: r for r in LatencyResult.objects.filter(entry=sub.entry)}
+    assert set(rows) == {"fp32", "int4"}
+    assert rows["int4"].environment["precision"]["precision"] == "int4"
+    # The int4 file is its weights packed as exported: under a third of the checkpoint's.
+    assert rows["int4"].file_size_mb < rows["fp32"].file_size_mb / 3
+    ladder = body(client.get(f"/models/{sub.entry.slug}.json"))["variants"]
+    assert ladder[1]["latency"]["test-board"]["execute_ms"] == rows["int4"].execute_ms
+    # Pages other than the ladder show the reference's figures only.
+    page = body(client.get(f"/models/{sub.entry.slug}.json"))["latency"]
+    assert [r["execute_ms"] for r in page] == [rows["fp32"].execute_ms]
