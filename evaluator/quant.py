@@ -87,6 +87,10 @@ def apply(model, precision: str) -> Quantized:
 
     scheme = SCHEMES[precision]
     count = 0
+    loaded = next(model.parameters()).dtype
+    if precision == REFERENCE and loaded != torch.float32:
+        # A site may load its references in another dtype (EVAL_DTYPE): say what ran.
+        scheme = f"{str(loaded).removeprefix('torch.')} as loaded (EVAL_DTYPE; the reference)"
     if precision == "bf16":
         dtype = _half_dtype(model)
         model.to(dtype)
