@@ -237,3 +237,10 @@ def test_each_variant_is_probed_for_latency_on_the_profile(client, db, site, ser
     # Pages other than the ladder show the reference's figures only.
     page = body(client.get(f"/models/{sub.entry.slug}.json"))["latency"]
     assert [r["execute_ms"] for r in page] == [rows["fp32"].execute_ms]
+
+
+def test_the_admin_lists_runs_by_precision(admin_client, laddered):
+    page = admin_client.get("/admin/leaderboard/evaluationrun/?precision__exact=int4")
+    assert page.status_code == 200 and "Tiny ladder" in page.content.decode()
+    run = laddered.run.variants.get(precision="int4")
+    assert admin_client.get(f"/admin/leaderboard/evaluationrun/{run.pk}/change/").status_code == 200
