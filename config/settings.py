@@ -6,6 +6,7 @@ from urllib.parse import unquote, urlparse
 
 import plotly
 
+from evaluator import quant
 from evaluator.allowlist import Allowed
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -274,6 +275,9 @@ EVAL_BATCH_SIZE = envint("EVAL_BATCH_SIZE", 0) or None
 EVAL_ENGINE = os.getenv("EVAL_ENGINE", "fast")
 if EVAL_ENGINE not in ("fast", "stock"):
     raise ValueError(f"EVAL_ENGINE must be fast or stock, not {EVAL_ENGINE!r}")
+# The quantization ladder a submission is evaluated at unless it asks otherwise
+# (evaluator/quant.py: fp32, bf16, int8, int4); fp32, the reference, is always included.
+EVAL_PRECISIONS = quant.parse_precisions(os.getenv("EVAL_PRECISIONS", "fp32"))
 # A running submission whose heartbeat is older than this is taken to have lost its worker.
 HEARTBEAT_STALE_S = envint("HEARTBEAT_STALE_S", 300)
 # A pending submission enqueued longer ago than this is enqueued again (a lost message).

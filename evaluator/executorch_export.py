@@ -40,10 +40,12 @@ def export(
     prompt_tokens: int,
     decode_depth: int,
     dtype: str,
+    precision: str = "fp32",
 ) -> dict:
     import torch
     from transformers.integrations.executorch import TorchExportableModuleWithStaticCache
 
+    from evaluator import quant
     from evaluator.modeling import build_model, read_weights
     from evaluator.probe_worker import _bytes_per_token
 
@@ -66,10 +68,12 @@ def export(
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
     from executorch.exir.passes.init_mutable_pass import InitializedMutableBufferPass
+    from executorch.kernels import quantized as _quantized_kernels  # noqa: F401  (int8 embeddings)
 
     torch.manual_seed(0)
     config = json.loads((model_dir / "config.json").read_text())
     model = build_model(config, read_weights(model_dir), dtype)
+    quantized = quant.apply(model, precision)  # the same recipe the evaluation scored
     vocab = model.config.vocab_size
     prompt = torch.randint(0, vocab, (1, prompt_tokens))
 
@@ -98,7 +102,12 @@ def export(
 
     start = time.perf_counter()
     program = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()]).to_executorch(
-        ExecutorchBackendConfig(passes=[InitializedMutableBufferPass(CACHE_BUFFERS)])
+        ExecutorchBackendConfig(
+            passes=[InitializedMutableBufferPass(CACHE_BUFFERS)],
+            # Fuses torchao's dequantize → embedding into the quantized kernels' ops, as
+            # ExecuTorch's LLM export does; without it a quantized embedding has no kernel.
+            do_quant_fusion_and_const_prop=precision in ("int8", "int4"),
+        )
     )
     lower_s = time.perf_counter() - start
 
@@ -113,6 +122,7 @@ def export(
         "max_cache_len": max_cache_len,
         "prompt_tokens": prompt_tokens,
         "dtype": dtype,
+        "precision": quantized.as_dict(),
         # What one decode step reads, counted on the eager model exactly as the eager probe
         # counts it (the probe child never builds the eager model).
         "bytes_per_token": _bytes_per_token(model, decode_depth),
@@ -132,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prompt-tokens", type=int, required=True)
     parser.add_argument("--decode-depth", type=int, required=True)
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--precision", default="fp32")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     import torch
@@ -145,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
             args.prompt_tokens,
             args.decode_depth,
             args.dtype,
+            args.precision,
         )
     except ImportError as exc:
         sys.exit(f"probe error: {exc} (the executorch runtime needs `make install-executorch`)")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evaluator import datasource
+from evaluator import datasource, quant
 from evaluator.tasks_spec import HARNESS_TASKS, HEADLINE
 
 # The suite (lm-eval task names in the paper's column order, headline metrics): tasks_spec.
@@ -240,8 +240,12 @@ def evaluate(
     model=None,
     tokenizer=None,
     engine: str = "fast",
+    precision: str = quant.REFERENCE,
 ) -> EvalResult:
-    """Evaluate a model directory zero-shot on `tasks`; see the module docstring."""
+    """Evaluate a model directory zero-shot on `tasks`; see the module docstring.
+
+    precision: a recipe of evaluator.quant, applied to the loaded model (a preloaded one is
+    quantized in place) before any task runs; QuantRefused says why it cannot be."""
     from evaluator.modeling import load_model
 
     tasks = list(tasks)
@@ -257,6 +261,7 @@ def evaluate(
         model, tokenizer = load_model(model_dir, device=device, dtype=dtype)
     elif tokenizer is None:
         raise ValueError("a preloaded model needs its tokenizer too")
+    quantized = quant.apply(model, precision)
     tracker.poll(0.0)  # loading and indexing take seconds: a cancel must not wait for them
     device = str(model.device)
     if batch_size is None:
@@ -305,6 +310,7 @@ def evaluate(
         "device": device,
         "seeds": SEEDS,
         "engine": _engine_info(engine, lm),
+        "precision": quantized.as_dict(),
         "cost": cost,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_s": round(time.time() - started, 3),
@@ -351,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--batch-size", default=None)
     parser.add_argument("--engine", default="fast", choices=["fast", "stock"])
+    parser.add_argument("--precision", default=quant.REFERENCE, choices=quant.RECIPES)
     parser.add_argument("--json", dest="json_out", default=None, help="write results here")
     parser.add_argument("--samples", default=None, help="write per-sample .jsonl.gz here")
     args = parser.parse_args(argv)
@@ -364,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     result = evaluate(
         args.model_dir, args.tasks, data=args.data, limit=limit, device=args.device,
         dtype=args.dtype, batch_size=batch, progress=show, engine=args.engine,
+        precision=args.precision,
     )  # fmt: skip
     print(file=sys.stderr)
     print(format_table(result))

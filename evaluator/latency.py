@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from evaluator import quant
 from evaluator.modeling import weight_files
 
 # "eager": the transformers model in PyTorch. "executorch": the same model exported to an
@@ -53,12 +54,16 @@ class ProbeSettings:
     # this fraction of it, or budget_s seconds of decoding have passed (then: unstable).
     stable_within: float = 0.05
     budget_s: float = 20.0
+    # A rung of the quantization ladder (evaluator.quant), applied as part of init.
+    precision: str = quant.REFERENCE
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, not {self.runtime!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, not {self.dtype!r}")
+        if self.precision not in quant.RECIPES:
+            raise ValueError(f"precision must be one of {quant.RECIPES}, not {self.precision!r}")
         counts = ("threads", "prompt_tokens", "decode_depth", "decode_tokens", "repeats")
         for name in counts:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
@@ -151,6 +156,7 @@ def export_key(model_dir: Path, settings: ProbeSettings) -> dict:
         ],
         "config": (model_dir / "config.json").read_text(),
         "dtype": settings.dtype,
+        "precision": settings.precision,
         "max_cache_len": executorch_cache_len(settings),
         "prompt_tokens": settings.prompt_tokens,
         "decode_depth": settings.decode_depth,
@@ -169,6 +175,8 @@ def prepare_executorch(
         raise ProbeError(
             "the executorch runtime needs the executorch package: run `make install-executorch`"
         )
+    if settings.precision in quant.EXECUTORCH_REFUSES:
+        raise ProbeError(f"{settings.precision}: {quant.EXECUTORCH_REFUSES[settings.precision]}")
     key = export_key(model_dir, settings)
     key_file = out_dir / "key.json"
     if key_file.is_file() and json.loads(key_file.read_text()) == key:
@@ -188,6 +196,8 @@ def prepare_executorch(
             str(settings.decode_depth),
             "--dtype",
             settings.dtype,
+            "--precision",
+            settings.precision,
         ],
         threads=threads,
         timeout_s=settings.timeout_s,

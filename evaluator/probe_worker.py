@@ -80,8 +80,12 @@ def run_probe(model_dir: Path, settings: dict, threads: int) -> dict:
     state_dict = read_weights(model_dir)
     load_ms = _ms_since(start)
 
+    from evaluator import quant
+
     start = time.perf_counter_ns()
     model = build_model(config, state_dict, settings["dtype"])
+    # A ladder rung is quantized as part of building the runnable model.
+    quantized = quant.apply(model, settings.get("precision", quant.REFERENCE))
     init_ms = _ms_since(start)
     del state_dict  # the model holds the tensors it needs
 
@@ -119,14 +123,23 @@ def run_probe(model_dir: Path, settings: dict, threads: int) -> dict:
         first_forward_ms,
         prefill_samples,
         decode_samples,
-        file_size_mb=sum(f.stat().st_size for f in files) / 2**20,
+        # A variant's file is its weights packed as exported, not the fp32 checkpoint's.
+        file_size_mb=(
+            sum(f.stat().st_size for f in files)
+            if quantized.precision == quant.REFERENCE
+            else quantized.weights_bytes_packed
+        )
+        / 2**20,
         bytes_per_token=_bytes_per_token(model, settings["decode_depth"]),
-        environment=_environment(torch, settings),
+        environment={**_environment(torch, settings), "precision": quantized.as_dict()},
     )
 
 
-# ExecuTorch's first-forward logits must match eager PyTorch's this closely (max abs diff).
+# ExecuTorch's first-forward logits must match eager PyTorch's this closely (max abs diff);
+# a quantized variant's XNNPACK kernels round activations their own way (tolerance looser,
+# still far below what a wrong graph gives).
 LOGITS_TOLERANCE = 1e-4
+QUANTIZED_LOGITS_TOLERANCE = {"bf16": 0.05, "int4": 0.05}
 
 
 def run_executorch_probe(model_dir: Path, prepared: Path, settings: dict, threads: int) -> dict:
@@ -143,6 +156,7 @@ def run_executorch_probe(model_dir: Path, prepared: Path, settings: dict, thread
 
     # XNNPACK runs on ExecuTorch's own thread pool (sized to the cores by default).
     portable_lib._unsafe_reset_threadpool(threads)
+    from executorch.kernels import quantized  # noqa: F401  (registers embedding_byte & co.)
     from executorch.runtime import Runtime
 
     runtime = Runtime.get()  # loads the runtime library: start-up, not model init
@@ -184,10 +198,11 @@ def run_executorch_probe(model_dir: Path, prepared: Path, settings: dict, thread
     first = run(prompt, 0)
     first_forward_ms = _ms_since(start)
     diff = (first.float() - reference["logits"]).abs().max().item()
-    if not diff <= LOGITS_TOLERANCE:  # also catches NaN
+    tolerance = QUANTIZED_LOGITS_TOLERANCE.get(settings.get("precision"), LOGITS_TOLERANCE)
+    if not diff <= tolerance:  # also catches NaN
         raise ValueError(
             f"ExecuTorch logits differ from eager PyTorch's on the first forward: max abs "
-            f"difference {diff:.3g} > {LOGITS_TOLERANCE:g}"
+            f"difference {diff:.3g} > {tolerance:g}"
         )
     prefill_samples, decode_samples = _timed_rounds(lambda: run(prompt, 0), decode_round, settings)
 
@@ -199,7 +214,7 @@ def run_executorch_probe(model_dir: Path, prepared: Path, settings: dict, thread
         xnnpack_threads=portable_lib._threadpool_get_thread_count(),
         prefill="one call over the prompt (dynamic sequence length)",
         logits_max_abs_diff=diff,
-        logits_tolerance=LOGITS_TOLERANCE,
+        logits_tolerance=tolerance,
         export=export_info,
     )
     return _summary(
@@ -256,10 +271,13 @@ def _bytes_per_token(model, depth: int) -> int:
     reads the same weights, which is the point of MobileLLM-LS. An untied input embedding
     counts one row, as a step looks up a single token.
     """
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    from evaluator import quant
+
+    weights = quant.weights_bytes(model)[0]  # a quantized tensor's element_size is its dtype's
     embed = model.get_input_embeddings().weight
     if embed is not model.get_output_embeddings().weight:
-        weights -= (embed.shape[0] - 1) * embed.shape[1] * embed.element_size()
+        row = 1 if quant.is_quantized(embed) else embed.element_size()
+        weights -= (embed.shape[0] - 1) * embed.shape[1] * row
     cfg = model.config
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads

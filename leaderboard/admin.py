@@ -79,10 +79,11 @@ class PaperRowInline(admin.TabularInline):
 
 @admin.register(EvaluationRun)
 class EvaluationRunAdmin(admin.ModelAdmin):
-    list_display = ["entry", "suite", "kind", "benchmark", "ranked", "status", "avg", "created"]
-    list_filter = ["suite", "kind", "benchmark", "ranked", "status"]
+    list_display = ["entry", "suite", "kind", "precision", "benchmark", "ranked", "status", "avg",
+                    "created"]  # fmt: skip
+    list_filter = ["suite", "kind", "precision", "benchmark", "ranked", "status"]
     search_fields = ["entry__name", "citation"]
-    raw_id_fields = ["entry"]
+    raw_id_fields = ["entry", "reference"]
     inlines = [TaskScoreInline, PaperRowInline]
 
 

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from . import queueing, ranking, tables
 from .models import (
+    REFERENCE_PRECISION,
     Board,
     BoardRow,
     DataVersion,
@@ -102,11 +103,19 @@ def is_fresh(board: Board, version: DataVersion) -> bool:
 def variant(suite, filters: tables.Filters) -> dict:
     """The board a request reads: the provenance filter changes the marks (it applies first)."""
     kinds = sorted(set(filters.kinds))
+    precision = filters.precision
+    # A board per precision that some run has, no more: any other name would add a row.
+    if (
+        precision != REFERENCE_PRECISION
+        and not EvaluationRun.objects.filter(suite=suite, precision=precision).exists()
+    ):
+        precision = REFERENCE_PRECISION
     return {
         "suite": suite,
         "benchmark": filters.benchmark,
         "metric": filters.metric,
         "kinds": kinds[0] if len(kinds) == 1 else "",
+        "precision": precision,
     }
 
 
@@ -168,14 +177,16 @@ def compute(board: Board) -> list[tables.Row]:
     """Every row of one board with its marks, ranks and latency, in the default order."""
     suite = board.suite
     tasks = list(suite.tasks.all())
-    runs = EvaluationRun.objects.for_leaderboard(suite, board.benchmark)
+    runs = EvaluationRun.objects.for_leaderboard(suite, board.benchmark, board.precision)
     rows = tables.load_rows(suite, tasks, runs, board.metric)
     if board.kinds:
         rows = [r for r in rows if r.kind == board.kinds]
     tables.mark_best(rows, [t.key for t in tasks])
     ranking.attach_ranks(rows)
     latency = defaultdict(dict)
-    results = LatencyResult.objects.filter(entry_id__in=runs.values("entry_id"))
+    results = LatencyResult.objects.filter(
+        entry_id__in=runs.values("entry_id"), precision=board.precision
+    )
     for result in results.values("entry_id", "profile__slug", *tables.LATENCY_FIELDS):
         entry_id, slug = result.pop("entry_id"), result.pop("profile__slug")
         latency[entry_id][slug] = result

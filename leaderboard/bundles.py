@@ -10,7 +10,7 @@ from django.http import Http404, HttpResponse
 from evaluator import bundle, datasource, harness, samples_format
 
 from . import exports
-from .models import EvaluationRun, Submission, TaskScore
+from .models import REFERENCE_PRECISION, EvaluationRun, Submission, TaskScore
 
 
 def record_for(run: EvaluationRun) -> bundle.RunRecord:
@@ -41,10 +41,15 @@ def _pinned(run: EvaluationRun) -> str:
     return f"pretrained={sub.repo_id}" + (f",revision={sub.commit}" if sub.commit else "")
 
 
-def _run(slug, run_id) -> EvaluationRun:
-    run = EvaluationRun.objects.filter(
+def _run(slug, run_id, reference: bool = False) -> EvaluationRun:
+    runs = EvaluationRun.objects.filter(
         pk=run_id, entry__slug=slug, kind=EvaluationRun.Kind.MEASURED, status="done"
-    ).first()
+    )
+    if reference:
+        # reproduce.sh reruns stock lm-eval on the checkpoint as published: a quantized
+        # variant's records are not what it would give.
+        runs = runs.filter(precision=REFERENCE_PRECISION)
+    run = runs.first()
     if run is None:
         raise Http404("no finished measured run with this id for this model")
     return run
@@ -70,7 +75,7 @@ def samples_zip(request, slug, run_id):
 
 
 def bundle_zip(request, slug, run_id):
-    run = _run(slug, run_id)
+    run = _run(slug, run_id, reference=True)
     try:
         content = bundle.build(record_for(run))
     except bundle.BundleError as exc:

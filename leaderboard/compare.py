@@ -15,6 +15,7 @@ from evaluator import harness
 from evaluator.tasks_spec import BY_KEY
 
 from . import stats
+from .models import REFERENCE_PRECISION as REFERENCE
 from .models import EvaluationRun, TaskScore
 from .units import percent, rounded
 
@@ -42,9 +43,10 @@ def parse_slugs(query) -> list[str]:
 
 def pick_run(slug: str, suite) -> EvaluationRun:
     """The run a model is compared by: its latest measured full-benchmark run, else its
-    latest measured run, else its reported row."""
+    latest measured run, else its reported row; at the reference precision (variants are
+    compared with their reference on the model page)."""
     runs = EvaluationRun.objects.filter(
-        entry__slug=slug, suite=suite, status=EvaluationRun.Status.DONE
+        entry__slug=slug, suite=suite, status=EvaluationRun.Status.DONE, precision=REFERENCE
     ).select_related("entry")
     order = [
         runs.filter(kind="measured", benchmark="full").order_by("-created"),

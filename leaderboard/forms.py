@@ -6,7 +6,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 
-from evaluator import checkpoint
+from evaluator import checkpoint, quant
 
 from . import names, throttle
 
@@ -68,6 +68,24 @@ class SubmissionForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
     )
 
+    precisions = forms.MultipleChoiceField(
+        label="Precisions",
+        required=False,
+        choices=[
+            ("fp32", "fp32 (the reference: always run)"),
+            ("bf16", "bf16"),
+            ("int8", "int8 weight-only, per channel"),
+            ("int4", "int4: ExecuTorch's 8da4w (8-bit activations, 4-bit weights in groups of 32)"),
+        ],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Each is evaluated on the same tasks and data and compared document by "
+        "document with fp32, the reference, which always runs.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["precisions"].initial = settings.EVAL_PRECISIONS
+
     def clean_url(self) -> str:
         text = self.cleaned_data["url"].strip()
         try:
@@ -75,6 +93,10 @@ class SubmissionForm(forms.Form):
         except checkpoint.CheckpointError as exc:
             raise forms.ValidationError(str(exc)) from None
         return text
+
+    def clean_precisions(self) -> list[str]:
+        # Nothing ticked (or an API call without the field): the site's default ladder.
+        return quant.parse_precisions(self.cleaned_data["precisions"] or settings.EVAL_PRECISIONS)
 
     def clean_name(self) -> str:
         name = _clean_text(self.cleaned_data["name"], "name", 100)

@@ -11,9 +11,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from evaluator import checkpoint, safehttp, tasks_spec
+from evaluator import checkpoint, quant, safehttp, tasks_spec
 
-from . import queueing
+from . import queueing, variants
 from .models import Submission
 
 S = Submission.Status
@@ -80,19 +80,23 @@ def create_submission(
     limit: int | None = None,
     tasks: list[str] | None = None,
     enqueue: bool = True,
+    precisions: list[str] | None = None,
 ) -> tuple[Submission, bool]:
     """The row for a new submission, or (existing, False) when the same checkpoint is already
-    queued, running, or evaluated on the same data."""
+    queued or running, or evaluated on the same data at every precision asked for (a new
+    one then evaluates only the precisions missing: pipeline, variants)."""
     key = checkpoint_key(source)
     data = str(data or settings.EVAL_DATA)
     limit = limit if limit is not None else settings.EVAL_LIMIT
+    precisions = quant.parse_precisions(precisions or settings.EVAL_PRECISIONS)
     existing = (
         Submission.objects.filter(checkpoint_key=key)
         .filter(Q(status__in=Submission.ACTIVE) | Q(status=S.DONE, data=data, limit=limit))
+        .select_related("run", "duplicate_of__run")
         .order_by("-created")
         .first()
     )
-    if existing:
+    if existing and (existing.is_active or variants.covers(_reference(existing), precisions)):
         return existing, False
     try:
         with transaction.atomic():
@@ -110,6 +114,7 @@ def create_submission(
                 data=data,
                 limit=limit,
                 tasks=list(tasks or tasks_spec.HARNESS_TASKS),
+                precisions=precisions,
                 secret=secrets.token_urlsafe(24),
                 enqueued=timezone.now(),
             )
@@ -119,3 +124,8 @@ def create_submission(
     if enqueue:
         transaction.on_commit(lambda: queueing.send_for_evaluation(submission.pk))
     return submission, True
+
+
+def _reference(sub: Submission):
+    """The fp32 run a finished submission stands for: its own, or its twin's."""
+    return sub.run or (sub.duplicate_of.run if sub.duplicate_of_id else None)

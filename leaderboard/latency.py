@@ -9,6 +9,7 @@ changed only through runstate.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -20,7 +21,7 @@ from evaluator import checkpoint, hostlock
 from evaluator import latency as probe
 
 from . import checkpoints, pipeline, runstate
-from .models import DeviceProfile, Entry, LatencyResult, Probe, Submission
+from .models import REFERENCE_PRECISION, DeviceProfile, Entry, LatencyResult, Probe, Submission
 
 log = logging.getLogger(__name__)
 DEFAULT_PROFILE = "local-cpu"
@@ -65,6 +66,8 @@ def fetch_for_probe(entry: Entry, sub: Submission, workdir: Path) -> Path:
         raise checkpoint.CheckpointError(
             "the checkpoint changed since it was evaluated (content hash differs); submit it again"
         )
+    if fetched.source_format == "gguf":  # its hash is the file's, not the converted folder's
+        return fetched.path
     # Kept for the next probe of this model here (a re-probe, another profile).
     if checkpoints.keep(fetched.path, fetched.sha256):
         return checkpoints.checkout(fetched.sha256, dest) or _fetch_again(sub, dest)
@@ -102,7 +105,10 @@ def run_probe(probe_id: int) -> str:
             )
             after = hostlock.load_average()
         result.environment.update(conditions(before, after, probe_settings.threads, waited_s))
-        runstate.with_db_retry(store, entry, profile, result, probe_settings.prompt_tokens)
+        # Under its run's precision: a GGUF file's type (Q4_1), else the fp32 reference.
+        rung = sub.run.precision if sub is not None and sub.run_id else REFERENCE_PRECISION
+        runstate.with_db_retry(store, entry, profile, result, probe_settings.prompt_tokens, rung)
+        probe_variants(entry, profile, sub, model_dir, probe_settings, tick)
     except (probe.ProbeError, checkpoint.CheckpointError, OSError, ValueError) as exc:
         error = f"latency probe on {profile.name} failed: {exc}"[:2000]
         log.warning("%s (entry %s)", error, entry.pk)
@@ -110,6 +116,38 @@ def run_probe(probe_id: int) -> str:
         shutil.rmtree(workdir, ignore_errors=True)
     runstate.with_db_retry(runstate.finish_probe, probe_id, error)
     return error or "ok"
+
+
+def probe_variants(entry, profile, sub, model_dir, probe_settings, tick) -> dict[str, str]:
+    """Each quantized variant the evaluation scored, probed as the reference was (same
+    runtime, threads and budget; the recipe applied as part of init) and stored under its
+    precision. A variant that cannot be measured on this runtime (int8 weight-only has no
+    XNNPACK kernel) leaves the reference's figures standing: its reason is kept with them."""
+    variants = sub.run.variants.filter(status="done").values_list("precision", flat=True)
+    skipped = {}
+    for precision in variants:
+        wanted = dataclasses.replace(probe_settings, precision=precision)
+        try:
+            with hostlock.hold(settings.HOST_LOCK_FILE, tick=tick, probe=True) as waited_s:
+                before = hostlock.load_average()
+                result = probe.probe(
+                    model_dir, wanted, bandwidth_gb_s=bandwidth(profile), tick=tick
+                )
+                after = hostlock.load_average()
+        except (probe.ProbeError, OSError, ValueError) as exc:
+            skipped[precision] = str(exc)[:500]
+            log.warning("latency of %s at %s on %s: %s", entry.pk, precision, profile.slug, exc)
+            continue
+        result.environment.update(conditions(before, after, wanted.threads, waited_s))
+        runstate.with_db_retry(store, entry, profile, result, wanted.prompt_tokens, precision)
+    if skipped:
+        reference = LatencyResult.objects.filter(
+            entry=entry, profile=profile, precision=REFERENCE_PRECISION
+        )
+        for row in reference:
+            row.environment["variants_not_measured"] = skipped
+            row.save(update_fields=["environment"])
+    return skipped
 
 
 def conditions(before: float | None, after: float | None, threads: int, waited_s: float) -> dict:
@@ -126,7 +164,11 @@ def conditions(before: float | None, after: float | None, threads: int, waited_s
 
 
 def store(
-    entry: Entry, profile: DeviceProfile, result: probe.ProbeResult, prompt_tokens: int
+    entry: Entry,
+    profile: DeviceProfile,
+    result: probe.ProbeResult,
+    prompt_tokens: int,
+    precision: str = REFERENCE_PRECISION,
 ) -> LatencyResult:
     fields = {
         "kind": "measured",
@@ -158,5 +200,7 @@ def store(
     }
     # One current measurement per model and profile (a unique constraint): a re-probe
     # replaces it.
-    obj, _ = LatencyResult.objects.update_or_create(entry=entry, profile=profile, defaults=fields)
+    obj, _ = LatencyResult.objects.update_or_create(
+        entry=entry, profile=profile, precision=precision, defaults=fields
+    )
     return obj

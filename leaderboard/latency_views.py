@@ -3,7 +3,7 @@
 from django.shortcuts import render
 
 from . import charts, exports
-from .models import DeviceProfile, EvaluationRun, LatencyResult
+from .models import REFERENCE_PRECISION, DeviceProfile, EvaluationRun, LatencyResult
 from .spread import decode_spread
 from .suites import csr_suite
 
@@ -42,7 +42,11 @@ def best_accuracy(entry_ids) -> dict[int, tuple[float, str]]:
     full-benchmark run if there is one, else its latest measured run."""
     runs = (
         EvaluationRun.objects.filter(
-            suite=csr_suite(), status="done", entry_id__in=entry_ids, avg__isnull=False
+            suite=csr_suite(),
+            status="done",
+            entry_id__in=entry_ids,
+            avg__isnull=False,
+            precision=REFERENCE_PRECISION,  # the model's accuracy, not a variant's
         )
         .order_by("created")
         .values_list("entry_id", "avg", "benchmark", "ranked", "kind")
@@ -59,7 +63,9 @@ def best_accuracy(entry_ids) -> dict[int, tuple[float, str]]:
 
 def rows_for(profile: DeviceProfile) -> list[dict]:
     results = list(
-        LatencyResult.objects.filter(profile=profile).select_related("entry").order_by("pk")
+        LatencyResult.objects.filter(profile=profile, precision=REFERENCE_PRECISION)
+        .select_related("entry")
+        .order_by("pk")
     )
     accuracy = best_accuracy([r.entry_id for r in results])
     rows = []

@@ -3,8 +3,9 @@ renderers). Accuracies are in percent here, as everywhere the site shows or serv
 
 from __future__ import annotations
 
-from .models import EvaluationRun, LatencyResult, TaskScore
+from .models import REFERENCE_PRECISION, EvaluationRun, LatencyResult, TaskScore
 from .provenance import data_rows, provenance_rows
+from .quantization import model_variants
 from .spread import decode_spread
 from .units import percent, rounded
 
@@ -43,7 +44,9 @@ def model_data(entry) -> dict:
         .order_by("task__position", "metric")
     ):
         scores.setdefault(score.run_id, []).append(score)
-    latency = LatencyResult.objects.filter(entry=entry).select_related("profile")
+    # The reference's latency; each variant's is in the ladder (quantization.model_variants).
+    latency = LatencyResult.objects.filter(entry=entry, precision=REFERENCE_PRECISION)
+    latency = latency.select_related("profile")
     return {
         "model": entry.name,
         "slug": entry.slug,
@@ -63,6 +66,8 @@ def model_data(entry) -> dict:
         else None,
         "runs": [_run(run, scores.get(run.pk, [])) for run in runs],
         "latency": [_latency(r) for r in latency],
+        # The quantization ladder: the reference and each precision against it.
+        "variants": model_variants(entry),
     }
 
 
@@ -78,6 +83,7 @@ def _run(run: EvaluationRun, scores: list) -> dict:
         "benchmark_label": run.get_benchmark_display(),
         "ranked": run.ranked,
         "status": run.status,
+        "precision": run.precision,
         "avg": rounded(percent(run.avg), 4),
         "paper_tables": [{"table": p.table, "group": p.group} for p in run.paper_rows.all()],
         "details": run.provenance,
@@ -90,7 +96,10 @@ def _run(run: EvaluationRun, scores: list) -> dict:
         else None,
         # A bundle needs to know what data the run read (runs stored by the pipeline do).
         "bundle_url": None
-        if reported or run.status != "done" or not (run.provenance or {}).get("data")
+        if reported
+        or run.status != "done"
+        or run.precision != REFERENCE_PRECISION  # reproduce.sh reruns the checkpoint as is
+        or not (run.provenance or {}).get("data")
         else f"/models/{run.entry.slug}/runs/{run.pk}/bundle.zip",
         "scores": [
             {

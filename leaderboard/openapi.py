@@ -22,6 +22,8 @@ PROBE = {
     },
 }
 
+PRECISION = {"enum": ["fp32", "bf16", "int8", "int4"]}  # evaluator.quant.RECIPES
+
 SUBMISSION_PROPERTIES = {
     "id": _INT,
     "name": _STR,
@@ -41,7 +43,12 @@ SUBMISSION_PROPERTIES = {
     },
     "active": {**_BOOL, "description": "still pending or running"},
     "task_index": {**_INT, "description": "0-based index of the current task"},
-    "task_count": _INT,
+    "task_count": {**_INT, "description": "tasks × precisions: every task at every precision"},
+    "precisions": {
+        "type": "array",
+        "items": _STR,
+        "description": "the quantization ladder evaluated, fp32 (the reference) first",
+    },
     "task": _nullable(_STR),
     "task_fraction": {**_NUM, "description": "fraction of the current task (or download) done"},
     "progress": {**_NUM, "description": "fraction of the whole evaluation done; never decreases"},
@@ -121,6 +128,15 @@ def document(base_url: str = "") -> dict:
                                         },
                                         "name": {**_STR, "maxLength": 100},
                                         "notes": _STR,
+                                        "precisions": {
+                                            "oneOf": [
+                                                {"type": "array", "items": PRECISION},
+                                                {**_STR, "description": "comma-separated"},
+                                            ],
+                                            "description": "evaluated at each (fp32, the "
+                                            "reference, always); default: the site's "
+                                            "EVAL_PRECISIONS",
+                                        },
                                     },
                                 }
                             }

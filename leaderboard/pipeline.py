@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import traceback
 from collections import deque
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import DatabaseError, IntegrityError, transaction
-from django.utils import timezone
 from django.utils.text import slugify
 
-from evaluator import checkpoint, harness, hostlock, machine
+from evaluator import checkpoint, harness, hostlock
 
-from . import checkpoints, intake, queueing, runstate
-from .models import Entry, EvaluationRun, LatencyResult, Submission, TaskScore
+from . import checkpoints, intake, queueing, runstate, variants
+from .models import Entry, EvaluationRun, LatencyResult, Submission
 from .redaction import harmless, public
-from .suites import csr_suite
+from .storing import write_run
 
 log = logging.getLogger(__name__)
 S = Submission.Status
@@ -174,8 +171,13 @@ def _failure_message(exc: BaseException) -> str:
 
 def _run(sub: Submission, workdir: Path, beat: runstate.Beat) -> str:
     if sub.run_id:
-        # Scores were stored before the last worker died: only the status is left to do.
+        # Scores were stored before the last worker died: the variants still missing (if
+        # any) and the status are left to do.
         runstate.move(sub.pk, S.EVALUATING, S.FETCHING)
+        if variants.missing(sub, sub.run):
+            fetched = fetch_checkpoint(sub, workdir / "model", beat.download, beat.should_stop)
+            beat.fields = {}
+            variants.evaluate_missing(sub, sub.run, fetched.path, beat)
         return runstate.with_db_retry(runstate.start_probing, sub)
     shutil.rmtree(workdir, ignore_errors=True)
     fetched = fetch_checkpoint(sub, workdir / "model", beat.download, beat.should_stop)
@@ -184,10 +186,16 @@ def _run(sub: Submission, workdir: Path, beat: runstate.Beat) -> str:
     beat.fields = {"task_index": 0, "task_name": "", "task_fraction": 0.0}
     twin = _evaluated_twin(sub, fetched.sha256)
     if twin is not None:
+        linked_from = S.FETCHING
+        if variants.missing(sub, twin.run):  # the twin's ladder lacks a precision asked for
+            if not runstate.move(sub.pk, S.EVALUATING, S.FETCHING, entry=twin.entry):
+                raise harness.Cancelled()
+            beat.fields, linked_from = {}, S.EVALUATING
+            variants.evaluate_missing(sub, twin.run, fetched.path, beat)
         runstate.move(
             sub.pk,
             S.DONE,
-            S.FETCHING,
+            linked_from,
             entry=twin.entry,
             duplicate_of=twin,
             task_fraction=1.0,
@@ -199,6 +207,7 @@ def _run(sub: Submission, workdir: Path, beat: runstate.Beat) -> str:
     if not runstate.move(sub.pk, S.EVALUATING, S.FETCHING, entry=entry, task_fraction=0.0):
         raise harness.Cancelled()
     beat.fields = {}  # the download's fraction, which heartbeats would write back, is done
+    ladder = variants.precisions_of(sub)
     # The host's cores are the evaluation's alone while it runs: no probe measures beside it.
     with hostlock.hold(settings.HOST_LOCK_FILE, tick=lambda: _beat_or_stop(beat)):
         result = harness.evaluate(
@@ -209,16 +218,18 @@ def _run(sub: Submission, workdir: Path, beat: runstate.Beat) -> str:
             device=settings.EVAL_DEVICE,
             dtype=settings.EVAL_DTYPE,
             batch_size=settings.EVAL_BATCH_SIZE,
-            progress=beat.evaluation,
+            progress=variants.scaled(beat.evaluation, 0, len(ladder), ladder[0]),
             should_stop=beat.should_stop,
             engine=settings.EVAL_ENGINE,
         )
-    runstate.with_db_retry(store, sub, entry, result, checkpoint_facts(fetched))
-    # Before the probes are sent: a probe on this machine reads the model from there. A GGUF's
-    # hash is the .gguf file's, not the converted directory's the cache re-checks: not kept.
+    run = runstate.with_db_retry(store, sub, entry, result, checkpoint_facts(fetched))
+    sub.entry = entry
+    variants.evaluate_missing(sub, run, fetched.path, beat)
+    # Before the probes are sent (and after the variants, which read it): a probe on this
+    # machine reads the model from there. A GGUF's hash is the .gguf file's, not the
+    # converted directory's the cache re-checks: not kept.
     if fetched.source_format != "gguf":
         checkpoints.keep(fetched.path, fetched.sha256)
-    sub.entry = entry
     return runstate.with_db_retry(runstate.start_probing, sub)
 
 
@@ -308,60 +319,12 @@ def checkpoint_facts(fetched: checkpoint.Fetched) -> dict:
 def store(
     sub: Submission, entry: Entry, result: harness.EvalResult, facts: dict | None = None
 ) -> EvaluationRun:
-    """Write the run and every score in one transaction, once per submission; facts (see
-    checkpoint_facts) go into the provenance as "checkpoint"."""
-    suite = csr_suite()
-    tasks = {t.harness_name: t for t in suite.tasks.all()}
-    provenance = {
-        **result.provenance,
-        "lm_eval_version": result.provenance.get("versions", {}).get("lm_eval"),
-        "project_version": settings.PROJECT_VERSION,
-        "hardware": machine.describe(),
-        "submission": sub.pk,
-        **({"checkpoint": facts} if facts else {}),
-    }
-    benchmark = provenance.get("benchmark", "sample")
-    headline = []
+    """Write the reference run and every score in one transaction, once per submission;
+    facts (see checkpoint_facts) go into the provenance as "checkpoint"."""
     with transaction.atomic():
         locked = Submission.objects.select_for_update().get(pk=sub.pk)
         if locked.run_id:
             return locked.run
-        run = EvaluationRun.objects.create(
-            entry=entry,
-            suite=suite,
-            kind=EvaluationRun.Kind.MEASURED,
-            benchmark=benchmark,
-            ranked=benchmark == EvaluationRun.Benchmark.FULL,
-            provenance=provenance,
-            status=EvaluationRun.Status.DONE,
-            finished=timezone.now(),
-        )
-        scores = []
-        for task_result in result.tasks:
-            task = tasks[task_result.task]
-            for metric, (value, stderr) in task_result.metrics.items():
-                scores.append(
-                    TaskScore(
-                        run=run,
-                        task=task,
-                        metric=metric,
-                        value=value,
-                        stderr=stderr,
-                        n=task_result.n,
-                    )
-                )
-                if metric == task.headline_metric:
-                    headline.append(value)
-        TaskScore.objects.bulk_create(scores)
-        if len(headline) == len(tasks):
-            run.avg = sum(headline) / len(headline)
-        run.samples_file.save(f"run-{run.pk}-samples.jsonl.gz", _samples_file(result), save=False)
-        run.save(update_fields=["avg", "samples_file"])
+        run = write_run(entry, result, submission=sub.pk, checkpoint=facts)
         Submission.objects.filter(pk=sub.pk).update(run=run)
     return run
-
-
-def _samples_file(result: harness.EvalResult) -> ContentFile:
-    with tempfile.NamedTemporaryFile(suffix=".jsonl.gz") as tmp:
-        harness.write_samples_jsonl_gz(result, tmp.name)
-        return ContentFile(Path(tmp.name).read_bytes())

@@ -3,7 +3,7 @@ its scores and latency (so that the submitter need not open the model page to se
 
 from __future__ import annotations
 
-from .models import LatencyResult, Submission, TaskScore
+from .models import REFERENCE_PRECISION, LatencyResult, Submission, TaskScore
 from .spread import decode_spread
 from .units import percent, rounded
 
@@ -12,7 +12,7 @@ S = Submission.Status
 
 def stage(sub: Submission) -> str:
     """One line on where the submission is; it only ever moves forward."""
-    count = len(sub.tasks) or 1
+    count = sub.task_count or 1
     task = f"task {sub.task_index + 1} of {count}"
     if sub.task_name:
         task += f" ({sub.task_name})"
@@ -46,7 +46,9 @@ def outcome(sub: Submission) -> dict | None:
         .select_related("task")
         .order_by("task__position")
     )
-    latency = LatencyResult.objects.filter(entry_id=sub.run.entry_id).select_related("profile")
+    latency = LatencyResult.objects.filter(
+        entry_id=sub.run.entry_id, precision=REFERENCE_PRECISION
+    ).select_related("profile")
     return {
         "avg": rounded(percent(sub.run.avg), 2),
         "benchmark": sub.run.benchmark,

@@ -65,7 +65,7 @@ def provenance_rows(p: dict) -> list[tuple[str, str]]:
             f"{engine['forward_tokens']} tokens a forward",
         )),
         ("Checkpoint", _checkpoint(p.get("checkpoint") or {})),
-        ("Precision", p.get("dtype") or ""),
+        ("Precision", _precision(p)),
         # hf-trie batches by tokens (the Engine row); the batch size applies to its fallback.
         ("Batch size", _join(batch, detected and f"detected: {detected}",
                              engine.get("forward_tokens") and "used by the fallback path only")),
@@ -113,3 +113,12 @@ def provenance_json(request, slug, run_id):
     )
     response["Content-Disposition"] = f'attachment; filename="{slug}-run-{run.pk}-provenance.json"'
     return response
+
+
+def _precision(p: dict) -> str:
+    """The dtype the model ran in, and for a quantized variant its recipe (an int4 model's
+    dtype is still float32: only its weights are int4)."""
+    quantized = p.get("precision") or {}
+    if quantized.get("precision") in (None, "fp32"):
+        return p.get("dtype") or ""
+    return f"{quantized['precision']}: {quantized.get('scheme', '')}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.db.models import Q
 
 from . import compare, stats
-from .models import Entry, EvaluationRun
+from .models import REFERENCE_PRECISION, Entry, EvaluationRun
 from .units import percent, rounded
 
 AVG_ONLY = (
@@ -29,6 +29,7 @@ def _measured_for(hub_id: str, entry: Entry) -> EvaluationRun | None:
             kind=EvaluationRun.Kind.MEASURED,
             benchmark=EvaluationRun.Benchmark.FULL,
             status=EvaluationRun.Status.DONE,
+            precision=REFERENCE_PRECISION,  # the paper's row is compared with the reference
         )
         .select_related("entry")
         .order_by("-created")

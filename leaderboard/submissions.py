@@ -64,6 +64,7 @@ def submit(request):
                     form.cleaned_data["name"],
                     form.cleaned_data["notes"],
                     client_ip=client_ip(request),
+                    precisions=form.cleaned_data["precisions"],
                 )
                 if created:
                     mine = request.session.get(SESSION_KEY, {})
@@ -117,7 +118,8 @@ def submission_json_data(sub: Submission, detail: bool = False) -> dict:
         "status": sub.status,
         "active": sub.is_active,
         "task_index": sub.task_index,
-        "task_count": len(sub.tasks),
+        "task_count": sub.task_count,
+        "precisions": sub.precisions or ["fp32"],
         "task": sub.task_name or None,
         "task_fraction": round(sub.task_fraction, 4),
         "progress": round(progress, 4),
@@ -244,16 +246,22 @@ def json_post_only(view=None, *, strict_type: bool = False):
 
 @json_post_only(strict_type=True)
 def api_submit(request, payload):
-    """POST /api/submissions with {"url", "name", "notes"?} → 201 (new) or 200 (the existing
-    submission of the same checkpoint); errors are {"error": ...} with a 4xx status."""
+    """POST /api/submissions with {"url", "name", "notes"?, "precisions"?} → 201 (new) or
+    200 (the existing submission of the same checkpoint); errors are {"error": ...} with a
+    4xx status. precisions: a list (["fp32", "int4"]) or a comma-separated string."""
     if not isinstance(payload, dict):
         return exports.json_error('the body must be a JSON object: {"url": ..., "name": ...}')
-    unknown = sorted(set(payload) - {"url", "name", "notes"})
+    unknown = sorted(set(payload) - {"url", "name", "notes", "precisions"})
     if unknown:
         return exports.json_error(f"unknown fields: {', '.join(map(str, unknown))[:200]}")
+    precisions = payload.pop("precisions", [])
+    if isinstance(precisions, str):
+        precisions = [p.strip() for p in precisions.split(",") if p.strip()]
+    if not isinstance(precisions, list) or not all(isinstance(p, str) for p in precisions):
+        return exports.json_error('precisions must be a list of strings, e.g. ["fp32", "int4"]')
     if not all(isinstance(v, str) for v in payload.values()):
         return exports.json_error("url, name and notes must be strings")
-    form = SubmissionForm(payload)
+    form = SubmissionForm({**payload, "precisions": precisions})
     if not form.is_valid():
         field, errors = next(iter(form.errors.items()))
         return exports.json_error(f"{field}: {' '.join(errors)}")
@@ -270,6 +278,7 @@ def api_submit(request, payload):
         form.cleaned_data["name"],
         form.cleaned_data["notes"],
         client_ip=client_ip(request),
+        precisions=form.cleaned_data["precisions"],
     )
     data = submission_json_data(sub)
     if created:

@@ -7,6 +7,7 @@ with their entries, the scores.
 from __future__ import annotations
 
 import gc
+import re
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from django.db.models import F, Q
 from django.db.models.fields.json import KT
 
 from .models import (
+    REFERENCE_PRECISION,
     DeviceProfile,
     EvaluationRun,
     PaperRow,
@@ -30,6 +32,8 @@ KIND_LABELS = {"reported": "reported", "measured": "measured"}
 # The metric switch: each task's headline metric (the paper's), or acc / acc_norm for every
 # task of a measured run. A reported row keeps the paper's number under its stored metric.
 METRICS = ("headline", "acc", "acc_norm")
+# A precision's name (fp32, int4, a GGUF type such as Q4_1): anything else means the default.
+PRECISION_NAME = re.compile(r"[A-Za-z0-9_]{1,20}")
 
 
 @dataclass
@@ -85,6 +89,8 @@ class Filters:
     # A sorted column sorts within size classes ("class", as the paper groups its rows) or
     # across them ("all").
     scope: str = "class"
+    # The runs ranked: the reference (fp32, and the papers' rows) unless a variant is asked.
+    precision: str = REFERENCE_PRECISION
 
     @classmethod
     def from_query(cls, query, task_keys: list[str]) -> Filters:
@@ -108,8 +114,12 @@ class Filters:
         if metric not in METRICS:
             metric = "headline"
         contamination = query.get("contamination", "")
+        precision = query.get("precision", REFERENCE_PRECISION)
+        if not PRECISION_NAME.fullmatch(precision):
+            precision = REFERENCE_PRECISION
         return cls(
             scope="all" if query.get("scope") == "all" else "class",
+            precision=precision,
             contamination=contamination if contamination in ("exclude", "only") else "",
             metric=metric,
             q=query.get("q", "").strip()[:100],
@@ -133,6 +143,7 @@ class Filters:
             "metric": self.metric,
             "contamination": self.contamination,
             "scope": self.scope,
+            "precision": self.precision,
         }
 
     def keeps(self, contamination) -> bool:

@@ -6,6 +6,7 @@ from . import (
     latency_views,
     openapi,
     provenance,
+    quantization_views,
     reproduced_views,
     submissions,
     views,
@@ -53,6 +54,15 @@ urlpatterns = [
         "charts/accuracy-vs-latency.json",
         latency_views.chart_latency_json,
         name="leaderboard-chart-latency",
+    ),
+    path("quantization/", quantization_views.quantization, name="leaderboard-quantization"),
+    path(
+        "quantization.json",
+        quantization_views.quantization_json,
+        name="leaderboard-quantization-json",
+    ),
+    path(
+        "quantization.csv", quantization_views.quantization_csv, name="leaderboard-quantization-csv"
     ),
     path("submit/", submissions.submit, name="leaderboard-submit"),
     path("submissions/<int:pk>/", submissions.submission_detail, name="leaderboard-submission"),

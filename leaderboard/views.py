@@ -11,6 +11,7 @@ from . import (
     leaderboard_page,
     modelpage,
     paper,
+    quantization,
     ranking,
     reproduced,
     tables,
@@ -120,7 +121,9 @@ def _with_reproduced(entry) -> dict:
 
 def model_detail(request, slug):
     entry = get_object_or_404(Entry, slug=slug)
-    return render(request, "leaderboard/model.html", {"m": _with_reproduced(entry)})
+    m = _with_reproduced(entry)
+    ladder = quantization.ladder_table(m["variants"], csr_suite().tasks.all())
+    return render(request, "leaderboard/model.html", {"m": m, "ladder": ladder})
 
 
 def model_json(request, slug):

@@ -7,6 +7,7 @@ from .limits import Throttle
 from .queue import Probe, Submission, SubmissionQuerySet
 from .results import (
     MOBILELLM_SUITE,
+    REFERENCE_PRECISION,
     Entry,
     EvaluationRun,
     PaperRow,
@@ -28,6 +29,7 @@ __all__ = [
     "EvaluationRun",
     "LatencyResult",
     "PaperRow",
+    "REFERENCE_PRECISION",
     "Probe",
     "RunQuerySet",
     "Submission",

@@ -1,11 +1,11 @@
 """The precomputed leaderboard (leaderboard/board.py builds it, leaderboard/boardread.py reads
-it): one Board per (suite, benchmark, metric, provenance filter), the variants whose marks
-and ranks differ, and its rows in the order the paper prints them. A page reads its 100
-rows by index instead of building every row per request."""
+it): one Board per (suite, benchmark, metric, provenance filter, precision), the variants
+whose marks and ranks differ, and its rows in the order the paper prints them. A page reads
+its 100 rows by index instead of building every row per request."""
 
 from django.db import models
 
-from .results import Suite
+from .results import REFERENCE_PRECISION, Suite
 
 
 class DataVersion(models.Model):
@@ -28,6 +28,8 @@ class Board(models.Model):
     metric = models.CharField(max_length=10)
     # "" (both), "reported" or "measured": the provenance filter applies before the marks.
     kinds = models.CharField(max_length=20, blank=True)
+    # The rung of the quantization ladder ranked: the reference unless a page asks.
+    precision = models.CharField(max_length=20, default=REFERENCE_PRECISION)
     # The DataVersion and the settings (size classes, row format) it was built from.
     version = models.BigIntegerField(default=-1)
     fingerprint = models.CharField(max_length=64, blank=True)
@@ -39,7 +41,8 @@ class Board(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["suite", "benchmark", "metric", "kinds"], name="board_unique_variant"
+                fields=["suite", "benchmark", "metric", "kinds", "precision"],
+                name="board_unique_variant",
             )
         ]
 

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from .results import Entry, EvaluationRun
+from .results import REFERENCE_PRECISION, Entry, EvaluationRun
 
 
 class DeviceProfile(models.Model):
@@ -70,13 +70,17 @@ class LatencyResult(models.Model):
     samples = models.JSONField(default=dict, blank=True)
     environment = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
+    # The model at one rung of its quantization ladder (EvaluationRun.precision); pages
+    # other than the ladder's show the reference.
+    precision = models.CharField(max_length=20, default=REFERENCE_PRECISION)
 
     class Meta:
         ordering = ["profile", "entry__name"]
         constraints = [
-            # One current measurement per model and profile: a re-probe replaces it.
+            # One current measurement per model, profile and precision: a re-probe replaces it.
             models.UniqueConstraint(
-                fields=["entry", "profile"], name="latency_one_result_per_entry_profile"
+                fields=["entry", "profile", "precision"],
+                name="latency_one_result_per_entry_profile_precision",
             )
         ]
 

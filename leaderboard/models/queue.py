@@ -55,6 +55,8 @@ class Submission(models.Model):
     data = models.CharField(max_length=500, default="sample")
     limit = models.PositiveIntegerField(null=True, blank=True)
     tasks = models.JSONField(default=list)
+    # The quantization ladder asked for (evaluator.quant recipes), the reference first.
+    precisions = models.JSONField(default=list)
     task_index = models.PositiveSmallIntegerField(default=0)
     task_name = models.CharField(max_length=64, blank=True)
     task_fraction = models.FloatField(default=0)
@@ -126,11 +128,16 @@ class Submission(models.Model):
         return [p.profile.slug for p in self.probes.all() if p.status in Probe.ACTIVE]
 
     @property
+    def task_count(self) -> int:
+        """Tasks to run in all: every task at every precision of the ladder."""
+        return len(self.tasks) * max(len(self.precisions), 1)
+
+    @property
     def progress(self) -> float:
         """Overall fraction done: tasks finished plus the fraction of the current one."""
         if self.status == self.Status.DONE:
             return 1.0
-        count = len(self.tasks) or 1
+        count = self.task_count or 1
         if self.status in (self.Status.PENDING, self.Status.FETCHING):
             return 0.0  # task_fraction holds the download's fraction then, not a task's
         if self.entry_id is None:

@@ -109,11 +109,19 @@ def size_class_for(params: int | None) -> str:
     return ""
 
 
+# The precision every variant is compared to, and the only one ranked unless a page asks
+# for another (evaluator.quant.REFERENCE; reported rows count as references).
+REFERENCE_PRECISION = "fp32"
+
+
 class RunQuerySet(models.QuerySet):
-    def for_leaderboard(self, suite: Suite, benchmark: str = "full") -> "RunQuerySet":
+    def for_leaderboard(
+        self, suite: Suite, benchmark: str = "full", precision: str = REFERENCE_PRECISION
+    ) -> "RunQuerySet":
         """Finished runs ranked together: the full-benchmark table (paper and measured), or
-        the measured runs on the sample set / a subset, which are never ranked with it."""
-        done = self.filter(suite=suite, status=EvaluationRun.Status.DONE)
+        the measured runs on the sample set / a subset, which are never ranked with it; at
+        one precision, the reference unless asked (variants never rank among references)."""
+        done = self.filter(suite=suite, status=EvaluationRun.Status.DONE, precision=precision)
         if benchmark == EvaluationRun.Benchmark.FULL:
             return done.filter(ranked=True)
         return done.filter(kind=EvaluationRun.Kind.MEASURED, benchmark=benchmark)
@@ -133,6 +141,8 @@ class EvaluationRun(models.Model):
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed"
+        # A quantized variant the recipe cannot make faithfully: `reason` says why.
+        REFUSED = "refused"
 
     entry = models.ForeignKey(Entry, models.CASCADE, related_name="runs")
     suite = models.ForeignKey(Suite, models.PROTECT, related_name="runs")
@@ -148,6 +158,18 @@ class EvaluationRun(models.Model):
     samples_file = models.FileField(upload_to="samples/", blank=True)
     created = models.DateTimeField(auto_now_add=True)
     finished = models.DateTimeField(null=True, blank=True)
+    # The quantization ladder: a variant is a run of its own (scores, samples, provenance
+    # and bundle as any run) at a precision, pointing at the fp32 run it is compared to.
+    # Free-form, so that a GGUF type ("Q4_1") can name one too.
+    precision = models.CharField(max_length=20, default=REFERENCE_PRECISION)
+    scheme = models.CharField(max_length=300, blank=True)
+    reference = models.ForeignKey(
+        "self", models.CASCADE, null=True, blank=True, related_name="variants"
+    )
+    # Measured from the quantized tensors: as held while running, and as packed for export.
+    weights_bytes = models.BigIntegerField(null=True, blank=True)
+    weights_bytes_packed = models.BigIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True)
 
     objects = RunQuerySet.as_manager()
 
@@ -155,6 +177,13 @@ class EvaluationRun(models.Model):
         indexes = [
             # for_leaderboard(): ranked, finished runs of one suite.
             models.Index(fields=["suite", "ranked", "status"], name="run_leaderboard"),
+        ]
+        constraints = [
+            # One variant per precision of a reference run: a redelivered message or a
+            # second submission of the same checkpoint reuses it.
+            models.UniqueConstraint(
+                fields=["reference", "precision"], name="run_one_variant_per_precision"
+            )
         ]
 
     def __str__(self) -> str:

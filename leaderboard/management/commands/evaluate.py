@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
 
-from evaluator import checkpoint, tasks_spec
+from evaluator import checkpoint, quant, tasks_spec
 from leaderboard import demo, intake, latency, pipeline, runstate
 from leaderboard.models import Probe, Submission
 
@@ -34,6 +34,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--limit", type=int, default=None, help="items per task")
         parser.add_argument(
+            "--precisions",
+            default=None,
+            help=f"comma-separated, of {','.join(quant.RECIPES)} (fp32, the reference, always "
+            "runs; default: the EVAL_PRECISIONS setting)",
+        )
+        parser.add_argument(
             "--probe",
             action=argparse.BooleanOptionalAction,
             default=None,
@@ -51,10 +57,11 @@ class Command(BaseCommand):
         ):
             return self._evaluate(url, **options)
 
-    def _evaluate(self, url, *, name, notes, tasks, data, limit, probe, **options):
+    def _evaluate(self, url, *, name, notes, tasks, data, limit, probe, precisions, **options):
         try:
+            precisions = quant.parse_precisions(precisions or settings.EVAL_PRECISIONS)
             source = intake.resolve_source(url)
-        except checkpoint.CheckpointError as exc:
+        except (checkpoint.CheckpointError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         name = name or (source.repo_id or url.rstrip("/").rsplit("/", 1)[-1])[:100]
         sub, created = intake.create_submission(
@@ -66,6 +73,7 @@ class Command(BaseCommand):
             limit=limit,
             enqueue=False,
             tasks=tasks,
+            precisions=precisions,
         )
         if not created:
             self.stdout.write(f"Already submitted as #{sub.pk} ({sub.status}).")
