@@ -16,7 +16,7 @@ from django.utils.http import http_date
 
 from . import board as boards
 from . import boardread, tables
-from .models import Board, DataVersion, EvaluationRun, Suite
+from .models import REFERENCE_PRECISION, Board, DataVersion, EvaluationRun, Suite
 from .suites import csr_suite
 
 
@@ -126,8 +126,8 @@ def unranked(suite: Suite, filters: tables.Filters, shown: list) -> list[tables.
     """The latest 20 sample-set and subset runs, under the page's filters (all measured)."""
     if filters.benchmark != "full" or (filters.kinds and "measured" not in filters.kinds):
         return []
-    runs = EvaluationRun.objects.for_leaderboard(suite, "sample") | (
-        EvaluationRun.objects.for_leaderboard(suite, "limited")
+    runs = EvaluationRun.objects.for_leaderboard(suite, "sample", filters.precision) | (
+        EvaluationRun.objects.for_leaderboard(suite, "limited", filters.precision)
     )
     if filters.q:
         runs = runs.filter(entry__name__icontains=filters.q)
@@ -141,3 +141,14 @@ def unranked(suite: Suite, filters: tables.Filters, shown: list) -> list[tables.
     for row in rows:
         row.shown = [row.cells[t.key] for t in shown]
     return rows
+
+
+def precisions(suite: Suite) -> list[str]:
+    """The rungs of the quantization ladder some finished run of the suite has, the
+    reference first: the precision filter's choices (a GGUF type such as Q4_1 included)."""
+    found = set(
+        EvaluationRun.objects.filter(suite=suite, status=EvaluationRun.Status.DONE)
+        .values_list("precision", flat=True)
+        .distinct()
+    )
+    return [REFERENCE_PRECISION, *sorted(found - {REFERENCE_PRECISION})]

@@ -40,6 +40,7 @@ def index(request, listing):
         row.rank_label = ranking.range_label(row)
     ctx = {
         "profiles": DeviceProfile.objects.filter(results__isnull=False).distinct(),
+        "precisions": leaderboard_page.precisions(listing.suite),
         "unranked": leaderboard_page.unranked(listing.suite, filters, shown),
         "benchmarks": tables.EvaluationRun.Benchmark.choices,
         "suite": listing.suite,

@@ -102,6 +102,26 @@ def test_a_gguf_entry_is_probed_for_latency_from_its_gguf(db, site, served_gguf)
     assert "ms/token" in out.getvalue()
     result = LatencyResult.objects.get(entry=sub.entry)
     assert result.kind == "measured" and result.execute_ms > 0
+    assert result.precision == "Q4_1"  # the file's rung, not the fp32 reference's
+
+
+def test_a_gguf_run_is_the_variant_of_its_type_never_ranked_with_references(
+    client, db, site, served_gguf
+):
+    sub = evaluate(f"{served_gguf.url}/tiny-Q4_1.gguf", "Tiny GGUF Q4_1")
+    assert sub.status == "done", sub.error
+    size = (served_gguf.root / "tiny-Q4_1.gguf").stat().st_size
+    assert (sub.run.precision, sub.run.weights_bytes_packed) == ("Q4_1", size)
+    assert sub.run.reference is None and "GGUF Q4_1" in sub.run.scheme
+    # Not among the fp32 runs (the default), listed when its precision is chosen.
+    default = client.get("/").content.decode()
+    assert "Tiny GGUF Q4_1" not in default
+    assert '<option value="Q4_1"' in default  # the precision filter offers it
+    chosen = client.get("/?precision=Q4_1").content.decode()
+    assert "Tiny GGUF Q4_1" in chosen
+    response = client.get("/leaderboard.json?precision=Q4_1&benchmark=sample")
+    rows = json.loads(b"".join(response.streaming_content))
+    assert [r["model"] for r in rows["rows"]] == ["Tiny GGUF Q4_1"]
 
 
 @pytest.mark.integration
