@@ -95,6 +95,13 @@ def test_the_table_scrolls_in_its_card_and_its_headings_say_what_they_do(
             source = page.locator("#leaderboard th.source").bounding_box()
             assert source["x"] + source["width"] <= card["x"] + card["width"] + 1
             assert scrolls == (width == 390)
+            # Every filter control stays inside the filter card (a long profile name once
+            # pushed the latency select past its right edge on a phone).
+            form = page.locator("form.filters").bounding_box()
+            rights = page.locator("form.filters select, form.filters input").evaluate_all(
+                "els => els.map(e => e.getBoundingClientRect().right)"
+            )
+            assert max(rights) <= form["x"] + form["width"] + 1, width
         # The heading over the checkboxes is a label, not a sort control.
         pick = page.locator("#leaderboard th.pick")
         assert pick.inner_text() == "Compare" and pick.locator("a").count() == 0
