@@ -97,16 +97,9 @@ def run_probe(probe_id: int) -> str:
         def tick():
             runstate.probe_heartbeat(probe_id)
 
-        # No evaluation shares the host's cores while the probe (bandwidth included) runs.
-        with hostlock.hold(settings.HOST_LOCK_FILE, tick=tick, probe=True) as waited_s:
-            before = hostlock.load_average()
-            result = probe.probe(
-                model_dir, probe_settings, bandwidth_gb_s=bandwidth(profile), tick=tick
-            )
-            after = hostlock.load_average()
-        result.environment.update(conditions(before, after, probe_settings.threads, waited_s))
+        result = measure(model_dir, probe_settings, profile, tick)
         # Under its run's precision: a GGUF file's type (Q4_1), else the fp32 reference.
-        rung = sub.run.precision if sub is not None and sub.run_id else REFERENCE_PRECISION
+        rung = sub.run.precision
         runstate.with_db_retry(store, entry, profile, result, probe_settings.prompt_tokens, rung)
         probe_variants(entry, profile, sub, model_dir, probe_settings, tick)
     except (probe.ProbeError, checkpoint.CheckpointError, OSError, ValueError) as exc:
@@ -116,6 +109,17 @@ def run_probe(probe_id: int) -> str:
         shutil.rmtree(workdir, ignore_errors=True)
     runstate.with_db_retry(runstate.finish_probe, probe_id, error)
     return error or "ok"
+
+
+def measure(model_dir: Path, wanted: probe.ProbeSettings, profile: DeviceProfile, tick):
+    """One probe under the host lock (no evaluation shares the cores while it runs, the
+    bandwidth measurement included), with the host's load before and after kept."""
+    with hostlock.hold(settings.HOST_LOCK_FILE, tick=tick, probe=True) as waited_s:
+        before = hostlock.load_average()
+        result = probe.probe(model_dir, wanted, bandwidth_gb_s=bandwidth(profile), tick=tick)
+        after = hostlock.load_average()
+    result.environment.update(conditions(before, after, wanted.threads, waited_s))
+    return result
 
 
 def probe_variants(entry, profile, sub, model_dir, probe_settings, tick) -> dict[str, str]:
@@ -128,17 +132,11 @@ def probe_variants(entry, profile, sub, model_dir, probe_settings, tick) -> dict
     for precision in variants:
         wanted = dataclasses.replace(probe_settings, precision=precision)
         try:
-            with hostlock.hold(settings.HOST_LOCK_FILE, tick=tick, probe=True) as waited_s:
-                before = hostlock.load_average()
-                result = probe.probe(
-                    model_dir, wanted, bandwidth_gb_s=bandwidth(profile), tick=tick
-                )
-                after = hostlock.load_average()
+            result = measure(model_dir, wanted, profile, tick)
         except (probe.ProbeError, OSError, ValueError) as exc:
             skipped[precision] = str(exc)[:500]
             log.warning("latency of %s at %s on %s: %s", entry.pk, precision, profile.slug, exc)
             continue
-        result.environment.update(conditions(before, after, wanted.threads, waited_s))
         runstate.with_db_retry(store, entry, profile, result, wanted.prompt_tokens, precision)
     if skipped:
         reference = LatencyResult.objects.filter(
