@@ -61,7 +61,7 @@ def ladder(reference: EvaluationRun, latency: dict | None = None) -> list[dict]:
                 "weights_bytes_packed": run.weights_bytes_packed,
                 "avg": rounded(percent(run.avg), 4),
                 "scores": _scores(side, tasks),
-                "delta_vs_reference": None if run is reference else _delta(side, base, tasks),
+                "delta_vs_reference": None if run is reference else delta(side, base, tasks),
                 "latency": latency.get(run.precision, {}),
             }
         )
@@ -76,6 +76,25 @@ def _scores(side: compare.Side, tasks) -> dict:
         out[task.key] = {"value": rounded(percent(value)), "stderr": rounded(percent(stderr)),
                          "n": n, "metric": task.headline_metric}  # fmt: skip
     return out
+
+
+def delta(side: compare.Side, base: compare.Side, tasks) -> dict | None:
+    """The variant's stored delta_vs_reference; the first time, computed and kept, so that
+    per-sample files are read once per variant, not per request."""
+    run = side.run
+    if run.delta_vs_reference is None:
+        computed = _delta(side, base, tasks)
+        if computed is None:
+            return None
+        run.delta_vs_reference = computed
+        EvaluationRun.objects.filter(pk=run.pk).update(delta_vs_reference=computed)
+    return run.delta_vs_reference
+
+
+def store_delta(variant: EvaluationRun) -> None:
+    """Compute a newly stored variant's delta now, while its worker is at hand."""
+    if variant.reference_id is not None:
+        ladder(variant.reference)
 
 
 def _delta(side: compare.Side, base: compare.Side, tasks) -> dict | None:

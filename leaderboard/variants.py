@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from evaluator import harness, hostlock, quant
 
-from . import runstate
+from . import quantization, runstate
 from .models import REFERENCE_PRECISION, EvaluationRun, Submission
 from .redaction import public
 from .storing import write_run
@@ -91,7 +91,12 @@ def evaluate_missing(sub: Submission, reference: EvaluationRun, model_dir: Path,
             reason = public(f"{type(exc).__name__}: {exc}")[:2000]
             _store_ended(reference, precision, EvaluationRun.Status.FAILED, reason)
             continue
-        runstate.with_db_retry(store_variant, sub, reference, result)
+        variant = runstate.with_db_retry(store_variant, sub, reference, result)
+        if variant is not None:
+            try:
+                runstate.with_db_retry(quantization.store_delta, variant)
+            except Exception:  # the first page that shows it computes it instead
+                log.exception("submission %s: the %s variant's delta", sub.pk, precision)
 
 
 def _stop_if_asked(beat) -> None:

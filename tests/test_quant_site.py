@@ -122,6 +122,35 @@ def test_the_model_json_carries_each_variant_with_its_paired_delta(client, db, l
     assert {r["precision"] for r in data["runs"]} == set(LADDER)
 
 
+def test_deltas_are_kept_when_stored_and_pages_read_no_sample_file(
+    client, db, laddered, monkeypatch
+):
+    from leaderboard import compare, quantization
+
+    variants = list(laddered.run.variants.order_by("precision"))
+    assert all(v.delta_vs_reference["avg"]["paired"] for v in variants)  # kept by the worker
+    fresh = {r["precision"]: r["delta_vs_reference"]
+             for r in quantization.ladder(laddered.run)[1:]}  # fmt: skip
+
+    def no_reading(self, key):
+        raise AssertionError(f"a page read the per-sample file of {key}")
+
+    monkeypatch.setattr(compare.Side, "samples", no_reading)
+    shown = body(client.get(f"/models/{laddered.entry.slug}.json"))["variants"][1:]
+    assert {v["precision"]: v["delta_vs_reference"] for v in shown} == fresh
+    assert {v.precision: v.delta_vs_reference for v in variants} == fresh
+    rows = body(client.get("/quantization.json"))["rows"]
+    assert {r["precision"]: r["delta"] for r in rows if r["slug"] == laddered.entry.slug} == {
+        p: d["avg"]["delta"] for p, d in fresh.items()
+    }
+    # A row kept before this column existed is computed on first sight, then kept.
+    type(variants[0]).objects.filter(pk=variants[0].pk).update(delta_vs_reference=None)
+    monkeypatch.undo()
+    body(client.get(f"/models/{laddered.entry.slug}.json"))
+    variants[0].refresh_from_db()
+    assert variants[0].delta_vs_reference == fresh[variants[0].precision]
+
+
 def test_the_leaderboard_ranks_the_reference_only_unless_a_precision_is_chosen(
     client, db, laddered
 ):

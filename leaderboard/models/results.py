@@ -170,6 +170,10 @@ class EvaluationRun(models.Model):
     weights_bytes = models.BigIntegerField(null=True, blank=True)
     weights_bytes_packed = models.BigIntegerField(null=True, blank=True)
     reason = models.TextField(blank=True)
+    # The variant against its reference, document by document (leaderboard/quantization.py),
+    # computed once: both runs' per-sample files never change, and pages must not read them
+    # per request. Null until computed, and for the reference itself.
+    delta_vs_reference = models.JSONField(null=True, blank=True)
 
     objects = RunQuerySet.as_manager()
 
