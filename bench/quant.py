@@ -79,14 +79,17 @@ def run_child(args, model_dir: Path, precision: str) -> dict:
 def probe(model_dir: Path, precision: str, runtime: str, threads: int) -> dict:
     settings = latency.ProbeSettings(threads=threads, runtime=runtime, precision=precision,
                                      budget_s=10)  # fmt: skip
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     try:
         r = latency.probe(model_dir, settings)
     except latency.ProbeError as exc:
-        return {"error": str(exc).splitlines()[-1][:300]}
+        return {"error": str(exc)[-600:]}  # the message, and the tail of the child's stderr
+    exported = r.environment.get("export") or {}
     return {
         "execute_ms": r.decode_ms_p50, "decode_cv": r.decode_cv, "prefill_ms": r.prefill_ms,
         "init_ms": r.init_ms, "peak_rss_mb": r.peak_rss_mb, "file_mb": r.file_size_mb,
+        "export_s": exported.get("export_s"), "lower_s": exported.get("lower_s"),
+        "load_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "wall_s": time.perf_counter() - started,
     }  # fmt: skip
 

@@ -294,6 +294,9 @@ HOST_LOCK_FILE = os.getenv("HOST_LOCK_FILE", str(WORK_DIR / "host.lock"))
 # A probe's decode rounds go on until the median is stable or this many seconds have passed
 # (evaluator/latency_stats.py); the host is the probe's alone meanwhile, so evaluations wait.
 PROBE_BUDGET_S = envint("PROBE_BUDGET_S", 20)
+# The untimed export and lowering of a model to an ExecuTorch program, per precision
+# (evaluator/latency.py): about 5 min for a 125M model in fp32 and 12 min in int4 here.
+PROBE_EXPORT_TIMEOUT_S = envint("PROBE_EXPORT_TIMEOUT_S", 3600)
 # Verified checkpoints kept under WORK_DIR/checkpoints after an evaluation, so that latency
 # probes on this machine read them instead of downloading again (leaderboard/checkpoints.py);
 # least recently used out first, and the housekeeping task drops those of deleted models.

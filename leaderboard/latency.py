@@ -34,6 +34,7 @@ def settings_for(profile: DeviceProfile) -> probe.ProbeSettings:
         dtype=profile.dtype,
         runtime=profile.runtime,
         budget_s=settings.PROBE_BUDGET_S,
+        export_timeout_s=settings.PROBE_EXPORT_TIMEOUT_S,
     )
 
 

@@ -142,3 +142,16 @@ def test_a_failed_export_is_a_probe_error(tmp_path):
     (model_dir / "config.json").write_text(json.dumps(config))
     with pytest.raises(ProbeError, match="(?s)ExecuTorch export failed.*unknown layer_sharing"):
         probe(model_dir, SETTINGS)
+
+
+def test_the_export_has_its_own_budget(tmp_path):
+    """Lowering a real model takes longer than measuring it (minutes: bench/README.md), so the
+    export runs under export_timeout_s, not the probe's timeout_s."""
+    import dataclasses
+
+    model_dir = build_tiny_model(tmp_path / "m", ONE)
+    hurried = dataclasses.replace(SETTINGS, timeout_s=240, export_timeout_s=1)
+    with pytest.raises(ProbeError, match="ExecuTorch export exceeded its 1 s timeout"):
+        probe(model_dir, hurried)
+    with pytest.raises(ValueError, match="export_timeout_s must be positive"):
+        dataclasses.replace(SETTINGS, export_timeout_s=0)

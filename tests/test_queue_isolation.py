@@ -116,6 +116,12 @@ def test_a_profile_without_threads_gets_the_cores_the_worker_may_use(db):
     assert latency.settings_for(profile).threads == 3
 
 
+def test_the_export_budget_is_the_sites(db, settings):
+    settings.PROBE_EXPORT_TIMEOUT_S = 5400
+    wanted = latency.settings_for(DeviceProfile(slug="p", name="p", runtime="executorch"))
+    assert wanted.export_timeout_s == 5400 and wanted.timeout_s == 600
+
+
 def test_a_submission_cancelled_while_waiting_for_the_host_stops_waiting(db, tmp_path):
     from evaluator import harness
     from leaderboard import pipeline, runstate
