@@ -7,6 +7,9 @@ the host with each other: two eval workers on one machine still run side by side
 workers that share the cores must name the same file (`HOST_LOCK_FILE`; compose mounts one
 volume into both containers).
 
+An ExecuTorch export, the untimed minutes before such a probe measures, takes the shared
+lock as an evaluation does (leaderboard.latency.measure): only measurements need the host alone.
+
 Probes go first: a probe takes seconds and a submission's status waits for it, while an
 evaluation takes minutes to hours. A waiting probe holds a shared lock on `<file>.probe`;
 an evaluation that gets the host while a probe waits lets go and tries again, so the probe

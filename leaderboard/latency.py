@@ -98,11 +98,11 @@ def run_probe(probe_id: int) -> str:
         def tick():
             runstate.probe_heartbeat(probe_id)
 
-        result = measure(model_dir, probe_settings, profile, tick)
+        result = measure(model_dir, probe_settings, profile, tick, workdir)
         # Under its run's precision: a GGUF file's type (Q4_1), else the fp32 reference.
         rung = sub.run.precision
         runstate.with_db_retry(store, entry, profile, result, probe_settings.prompt_tokens, rung)
-        probe_variants(entry, profile, sub, model_dir, probe_settings, tick)
+        probe_variants(entry, profile, sub, model_dir, probe_settings, tick, workdir)
     except (probe.ProbeError, checkpoint.CheckpointError, OSError, ValueError) as exc:
         error = f"latency probe on {profile.name} failed: {exc}"[:2000]
         log.warning("%s (entry %s)", error, entry.pk)
@@ -112,18 +112,32 @@ def run_probe(probe_id: int) -> str:
     return error or "ok"
 
 
-def measure(model_dir: Path, wanted: probe.ProbeSettings, profile: DeviceProfile, tick):
+def measure(
+    model_dir: Path, wanted: probe.ProbeSettings, profile: DeviceProfile, tick, workdir: Path
+):
     """One probe under the host lock (no evaluation shares the cores while it runs, the
-    bandwidth measurement included), with the host's load before and after kept."""
+    bandwidth measurement included), with the host's load before and after kept.
+
+    An ExecuTorch program is exported and lowered first, under the lock an evaluation takes:
+    that step is untimed and takes minutes (bench/README.md), so evaluations go on beside it
+    and only another probe's measurement waits for it."""
+    export_dir = workdir / f"pte-{wanted.precision}"
+    if wanted.runtime == "executorch":
+        with hostlock.hold(settings.HOST_LOCK_FILE, tick=tick):
+            probe.prepare_executorch(model_dir, wanted, export_dir, tick=tick)
     with hostlock.hold(settings.HOST_LOCK_FILE, tick=tick, probe=True) as waited_s:
         before = hostlock.load_average()
-        result = probe.probe(model_dir, wanted, bandwidth_gb_s=bandwidth(profile), tick=tick)
+        result = probe.probe(
+            model_dir, wanted, bandwidth_gb_s=bandwidth(profile), export_dir=export_dir, tick=tick
+        )
         after = hostlock.load_average()
     result.environment.update(conditions(before, after, wanted.threads, waited_s))
     return result
 
 
-def probe_variants(entry, profile, sub, model_dir, probe_settings, tick) -> dict[str, str]:
+def probe_variants(
+    entry, profile, sub, model_dir, probe_settings, tick, workdir: Path
+) -> dict[str, str]:
     """Each quantized variant the evaluation scored, probed as the reference was (same
     runtime, threads and budget; the recipe applied as part of init) and stored under its
     precision. A variant that cannot be measured on this runtime (int8 weight-only has no
@@ -133,7 +147,7 @@ def probe_variants(entry, profile, sub, model_dir, probe_settings, tick) -> dict
     for precision in variants:
         wanted = dataclasses.replace(probe_settings, precision=precision)
         try:
-            result = measure(model_dir, wanted, profile, tick)
+            result = measure(model_dir, wanted, profile, tick, workdir)
         except (probe.ProbeError, OSError, ValueError) as exc:
             skipped[precision] = str(exc)[:500]
             log.warning("latency of %s at %s on %s: %s", entry.pk, precision, profile.slug, exc)

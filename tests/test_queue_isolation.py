@@ -174,3 +174,56 @@ def test_scores_are_on_the_board_while_probing_and_latency_fills_in_when_it_answ
     assert status(sub.pk).status == S.DONE
     [shown] = json.loads(body(client.get(f"/models/{entry.slug}.json")))["latency"]
     assert (shown["decode_stable"], shown["under_load"], shown["decode_n"]) == (False, True, 160)
+
+
+def test_an_executorch_export_goes_on_beside_an_evaluation_and_only_the_measurement_waits(
+    db, settings, tmp_path
+):
+    """Lowering takes minutes and is not timed, so it shares the host as an evaluation does;
+    the measurement that follows still has the host to itself."""
+    import importlib.util
+    import threading
+
+    from evaluator.latency import ProbeSettings
+    from evaluator.tinymodel import TinySpec, build_tiny_model
+    from tests.conftest import need
+
+    need(importlib.util.find_spec("executorch") is not None, "executorch is not installed")
+    lock = tmp_path / "host.lock"
+    settings.HOST_LOCK_FILE = str(lock)
+    spec = TinySpec(layers=1, hidden=256, heads=4, kv_heads=2, ffn=768, vocab=512)
+    model_dir = build_tiny_model(tmp_path / "m", spec)
+    profile = DeviceProfile.objects.create(
+        slug="et", name="ET", runtime="executorch", threads=1, bandwidth_gb_s=10.0
+    )
+    wanted = ProbeSettings(runtime="executorch", prompt_tokens=16, decode_depth=16,
+                           decode_tokens=8, warmup=1, repeats=3, budget_s=1)  # fmt: skip
+    evaluating = holder(lock)
+    assert said(evaluating).startswith("held")
+    done = {}
+
+    def probe_now():
+        try:
+            done["result"] = latency.measure(
+                model_dir, wanted, profile, lambda: None, tmp_path / "w"
+            )
+        except Exception as exc:  # shown by the assertions below
+            done["error"] = exc
+
+    thread = threading.Thread(target=probe_now)
+    thread.start()
+    try:
+        exported = tmp_path / "w" / "pte-fp32" / "export.json"
+        deadline = time.monotonic() + 240
+        while not exported.exists() and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.5)
+        assert exported.exists(), f"the export waited for the evaluation {done}"
+        time.sleep(2)
+        assert thread.is_alive() and not done, done  # the measurement waits for the host
+    finally:
+        release(evaluating)
+        thread.join(240)
+    assert "result" in done, done
+    result = done["result"]
+    assert result.environment["host_lock_wait_s"] > 0 and result.decode_ms_p50 > 0
+    assert result.environment["export"]["precision"]["precision"] == "fp32"
