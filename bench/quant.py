@@ -11,7 +11,7 @@ noise, the costs are not.
 
     python bench/quant.py [--precisions fp32,bf16,int8,int4] [--threads N]
                           [--tasks T ...] [--runtimes eager,executorch] [--no-eval]
-                          [--json FILE]
+                          [--rounds R] [--model-dir DIR] [--json FILE]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,12 +77,13 @@ def run_child(args, model_dir: Path, precision: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def probe(model_dir: Path, precision: str, runtime: str, threads: int) -> dict:
+def probe(model_dir: Path, precision: str, runtime: str, threads: int, export_dir: Path) -> dict:
     settings = latency.ProbeSettings(threads=threads, runtime=runtime, precision=precision,
                                      budget_s=10)  # fmt: skip
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     try:
-        r = latency.probe(model_dir, settings)
+        # An ExecuTorch program is exported once and kept there for the later rounds.
+        r = latency.probe(model_dir, settings, export_dir=export_dir)
     except latency.ProbeError as exc:
         return {"error": str(exc)[-600:]}  # the message, and the tail of the child's stderr
     exported = r.environment.get("export") or {}
@@ -101,6 +103,7 @@ def main() -> int:
     parser.add_argument("--tasks", nargs="+", default=["arc_easy", "boolq"])
     parser.add_argument("--runtimes", default="eager", help="eager and/or executorch")
     parser.add_argument("--no-eval", action="store_true", help="latency only")
+    parser.add_argument("--rounds", type=int, default=1, help="probe rounds, alternating")
     parser.add_argument("--model-dir", default=None, help="reuse a model (else built)")
     parser.add_argument("--json", dest="json_out", default=None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -113,14 +116,22 @@ def main() -> int:
     model_dir = Path(args.model_dir or tempfile.mkdtemp(prefix="bench-quant-")) / "mobilellm-125m"
     if not (model_dir / "config.json").exists():
         build_tiny_model(model_dir, MOBILELLM_125M)
-    rows = {}
     asked = set(args.precisions.split(","))  # exactly these (fp32 is not implied here)
-    for precision in [p for p in quant.parse_precisions(args.precisions) if p in asked]:
-        row = {} if args.no_eval else run_child(args, model_dir, precision)
+    precisions = [p for p in quant.parse_precisions(args.precisions) if p in asked]
+    rows = {p: {} if args.no_eval else run_child(args, model_dir, p) for p in precisions}
+    # Probe rounds alternate between the precisions, so that a change in the machine's load
+    # falls on all of them; a round's wall_s includes the export only the first time.
+    for round_no in range(args.rounds):
+        for precision in precisions:
+            for runtime in args.runtimes.split(","):
+                exports = model_dir.parent / "exports" / f"{runtime}-{precision}"
+                got = probe(model_dir, precision, runtime, args.threads, exports)
+                rows[precision].setdefault(runtime, []).append(got)
+                print(round_no, precision, runtime, json.dumps(got), flush=True)
+    for row in rows.values():
         for runtime in args.runtimes.split(","):
-            row[runtime] = probe(model_dir, precision, runtime, args.threads)
-        rows[precision] = row
-        print(precision, json.dumps(row), flush=True)
+            done = [r["execute_ms"] for r in row[runtime] if "execute_ms" in r]
+            row[f"{runtime}_execute_ms_median"] = statistics.median(done) if done else None
     summary = {"shape": "mobilellm-125m", "threads": args.threads, "tasks": args.tasks,
                "cpu": cpu_model(), "precisions": rows}  # fmt: skip
     print(json.dumps(summary, indent=2))
