@@ -47,6 +47,9 @@ class QuantRefused(ValueError):
 # What XNNPACK runs of each recipe once lowered. int8 weight-only has no XNNPACK kernel
 # (it takes int8 weights only with int8 dynamic activations), so the lowered program would
 # carry the weights dequantized to float32: measured in eager only.
+# Measured on the 125M shape (bench/README.md): a bfloat16 program runs on ExecuTorch's
+# portable kernels, 26x slower than fp32, while float16 is delegated to XNNPACK.
+EXECUTORCH_NO_BF16 = "XNNPACK has no bfloat16 kernels"
 EXECUTORCH_REFUSES = {
     "int8": "XNNPACK has no int8 weight-only linear: the lowered program would run the "
     "weights dequantized to float32, so this variant is measured in eager PyTorch only",
@@ -79,8 +82,11 @@ def parse_precisions(text: str | list[str] | tuple[str, ...]) -> list[str]:
     return [p for p in RECIPES if p == REFERENCE or p in wanted]
 
 
-def apply(model, precision: str) -> Quantized:
-    """Quantize model in place to precision; QuantRefused says why it cannot be done."""
+def apply(model, precision: str, no_bf16: str = "") -> Quantized:
+    """Quantize model in place to precision; QuantRefused says why it cannot be done.
+
+    no_bf16: why the runtime cannot run bfloat16, if it cannot: then the bf16 rung runs in
+    float16, as on a CUDA device without bfloat16, and its scheme says so."""
     if precision not in RECIPES:
         raise QuantRefused(f"no recipe for precision {precision!r}; known: {', '.join(RECIPES)}")
     import torch
@@ -92,10 +98,11 @@ def apply(model, precision: str) -> Quantized:
         # A site may load its references in another dtype (EVAL_DTYPE): say what ran.
         scheme = f"{str(loaded).removeprefix('torch.')} as loaded (EVAL_DTYPE; the reference)"
     if precision == "bf16":
-        dtype = _half_dtype(model)
+        dtype = torch.float16 if no_bf16 else _half_dtype(model)
         model.to(dtype)
         if dtype != torch.bfloat16:
-            scheme = "float16 weights and compute (this device has no bfloat16)"
+            why = no_bf16 or "this device has no bfloat16"
+            scheme = f"float16 weights and compute ({why})"
     elif precision in ("int8", "int4"):
         count = _quantize(model, precision)
     stored, packed = weights_bytes(model)

@@ -163,3 +163,30 @@ def test_int4_runs_lowered_to_xnnpack_and_int8_is_refused_there(tmp_path):
     assert result.environment["export"]["precision"]["precision"] == "int4"
     fp32_bytes = quant.weights_bytes(load_model(model_dir, device="cpu")[0])[0]
     assert result.file_size_mb * 2**20 < fp32_bytes / 2  # the program holds packed weights
+
+
+def test_bf16_runs_on_executorch_in_float16_and_says_so(tmp_path):
+    """XNNPACK has no bfloat16 kernels (a bf16 program runs on portable kernels, 26x slower
+    than fp32 on the 125M shape), so the bf16 rung is lowered in float16, as on a CUDA device
+    without bfloat16, and its scheme says which; eager PyTorch keeps bfloat16."""
+    pytest.importorskip("executorch", reason="the executorch runtime: make install-executorch")
+    from evaluator import latency
+
+    model_dir = build_tiny_model(tmp_path / "m")
+    quick = {"threads": 1, "warmup": 1, "repeats": 2, "decode_tokens": 8, "budget_s": 1}
+    lowered = latency.probe(
+        model_dir, latency.ProbeSettings(precision="bf16", runtime="executorch", **quick)
+    )
+    scheme = lowered.environment["export"]["precision"]["scheme"]
+    assert scheme == "float16 weights and compute (XNNPACK has no bfloat16 kernels)"
+    assert lowered.environment["logits_max_abs_diff"] <= lowered.environment["logits_tolerance"]
+    eager = latency.probe(model_dir, latency.ProbeSettings(precision="bf16", **quick))
+    assert eager.environment["precision"]["scheme"] == "bfloat16 weights and compute"
+
+
+def test_a_half_precision_profile_gets_the_half_precision_tolerance():
+    from evaluator.probe_worker import logits_tolerance
+
+    assert logits_tolerance({"dtype": "float32", "precision": "fp32"}) == 1e-4
+    assert logits_tolerance({"dtype": "float16", "precision": "fp32"}) == 0.05
+    assert logits_tolerance({"dtype": "float32", "precision": "int4"}) == 0.05
