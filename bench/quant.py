@@ -85,7 +85,7 @@ def probe(model_dir: Path, precision: str, runtime: str, threads: int, export_di
         # An ExecuTorch program is exported once and kept there for the later rounds.
         r = latency.probe(model_dir, settings, export_dir=export_dir)
     except latency.ProbeError as exc:
-        return {"error": str(exc)[-600:]}  # the message, and the tail of the child's stderr
+        return {"error": str(exc)[:600]}  # the child's reason leads (latency._said)
     exported = r.environment.get("export") or {}
     return {
         "execute_ms": r.decode_ms_p50, "decode_cv": r.decode_cv, "prefill_ms": r.prefill_ms,

@@ -161,6 +161,8 @@ def export_key(model_dir: Path, settings: ProbeSettings) -> dict:
         "config": (model_dir / "config.json").read_text(),
         "dtype": settings.dtype,
         "precision": settings.precision,
+        # Bumped when the export's recipe changes (2: bf16 lowered in float16).
+        "recipe": 2,
         "max_cache_len": executorch_cache_len(settings),
         "prompt_tokens": settings.prompt_tokens,
         "decode_depth": settings.decode_depth,
@@ -284,12 +286,22 @@ def _run_child(
                 if tick is not None:
                     tick()
         if proc.returncode != 0 or not out.is_file():
-            raise ProbeError(f"{what} failed (exit {proc.returncode}){_tail(stderr)}")
+            said = _said(stderr)
+            raise ProbeError(f"{what} failed (exit {proc.returncode}){said}{_tail(stderr)}")
         raw = json.loads(out.read_text())
     bad = [k for k, v in raw.items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:
         raise ProbeError(f"latency probe returned non-finite figures: {bad}")
     return raw
+
+
+def _said(stderr: str | bytes | None) -> str:
+    """The child's own `probe error:` line, first: native libraries (XNNPACK's cpuinfo) may
+    log after it, and a shortened message must still say why."""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode(errors="replace")
+    lines = [ln for ln in (stderr or "").splitlines() if ln.startswith("probe error: ")]
+    return f": {lines[-1].removeprefix('probe error: ')}" if lines else ""
 
 
 def _tail(stderr: str | bytes | None, chars: int = 2000) -> str:

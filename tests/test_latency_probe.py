@@ -136,8 +136,22 @@ def test_a_model_dir_without_weights_fails_naming_the_missing_file(models, tmp_p
 def test_a_corrupt_weights_file_fails_with_the_childs_error(models, tmp_path):
     (tmp_path / "config.json").write_text((models["narrow"] / "config.json").read_text())
     (tmp_path / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json")
-    with pytest.raises(ProbeError, match="probe error: corrupt weights file"):
+    with pytest.raises(ProbeError, match="probe error: corrupt weights file") as raised:
         probe(tmp_path, QUICK)
+    # The reason leads the message, so a shortened copy (a variant's reason) still says it.
+    assert str(raised.value).startswith("latency probe failed (exit 1): corrupt weights file")
+
+
+def test_the_childs_reason_leads_even_when_a_library_logs_after_it():
+    from evaluator.latency import _said
+
+    stderr = (
+        "W1206 warnings\nprobe error: ValueError: logits differ\n"
+        "[cpuinfo_utils.cpp:125] CPU info and manual query on # of cpus dont match.\n"
+    )
+    assert _said(stderr) == ": ValueError: logits differ"
+    assert _said(stderr.encode()) == ": ValueError: logits differ"
+    assert _said("only noise\n") == "" and _said(None) == ""
 
 
 def test_a_directory_that_is_not_a_model_is_refused_before_starting_a_child(tmp_path):
