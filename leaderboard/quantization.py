@@ -130,7 +130,11 @@ def latency_by_precision(entry_ids) -> dict[int, dict[str, dict[str, dict]]]:
         "profile"
     ):
         figures = {key: getattr(r, key) for key in LATENCY_KEYS}
-        out[r.entry_id][r.precision][r.profile.slug] = {"profile_name": r.profile.name, **figures}
+        out[r.entry_id][r.precision][r.profile.slug] = {
+            "profile_name": r.profile.name,
+            **figures,
+            "ran_as": ran_as(r),
+        }
         # Variants this profile's runtime could not run (leaderboard.latency.probe_variants).
         for precision, reason in (r.environment.get("variants_not_measured") or {}).items():
             out[r.entry_id][precision].setdefault(
@@ -138,6 +142,14 @@ def latency_by_precision(entry_ids) -> dict[int, dict[str, dict[str, dict]]]:
                 {"profile_name": r.profile.name, **dict.fromkeys(LATENCY_KEYS), "why": reason},
             )
     return out
+
+
+def ran_as(result: LatencyResult) -> str | None:
+    """The scheme a rung was measured in when the runtime could not run the one scored: bf16
+    is lowered to ExecuTorch in float16 (evaluator.quant.EXECUTORCH_NO_BF16); else None."""
+    exported = (result.environment.get("export") or {}).get("precision") or {}
+    scheme = exported.get("scheme") or ""
+    return scheme if result.precision == "bf16" and scheme.startswith("float16") else None
 
 
 def model_variants(entry) -> list[dict]:
@@ -152,7 +164,7 @@ CSV_HEADER = [
     "model", "slug", "precision", "scheme", "status", "reason", "benchmark", "avg",
     "reference_avg", "delta", "ci95_low", "ci95_high", "p_value", "paired",
     "weights_mb", "weights_packed_mb", "size_reduction", "profile", "execute_ms",
-    "reference_execute_ms", "speedup", "peak_rss_mb",
+    "reference_execute_ms", "speedup", "peak_rss_mb", "latency_ran_as",
 ]  # fmt: skip
 
 
@@ -199,6 +211,7 @@ def across_models() -> list[dict]:
                         "reference_execute_ms": theirs.get("execute_ms"),
                         "speedup": _ratio(theirs.get("execute_ms"), mine.get("execute_ms")),
                         "peak_rss_mb": mine.get("peak_rss_mb"),
+                        "latency_ran_as": mine.get("ran_as"),
                     }
                 )
     return rows

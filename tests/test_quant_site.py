@@ -151,6 +151,35 @@ def test_deltas_are_kept_when_stored_and_pages_read_no_sample_file(
     assert variants[0].delta_vs_reference == fresh[variants[0].precision]
 
 
+def test_a_rung_measured_in_another_dtype_says_so(client, db, laddered):
+    """bf16 lowered to ExecuTorch runs in float16 (tests/test_quant.py measures it); the
+    ladder, its JSON and /quantization/'s twins say so beside that figure."""
+    from evaluator import quant
+
+    et = DeviceProfile.objects.create(slug="et-cpu", name="ET CPU", runtime="executorch")
+    scheme = f"float16 weights and compute ({quant.EXECUTORCH_NO_BF16})"
+    for precision, env in (("fp32", {}), ("bf16", {"export": {"precision": {"scheme": scheme}}})):
+        LatencyResult.objects.create(
+            entry=laddered.entry, profile=et, kind="measured", precision=precision,
+            execute_ms=5.0, environment=env,
+        )  # fmt: skip
+    try:
+        variants = body(client.get(f"/models/{laddered.entry.slug}.json"))["variants"]
+        ran = {v["precision"]: v["latency"].get("et-cpu", {}).get("ran_as") for v in variants}
+        assert ran == {"fp32": None, "bf16": scheme, "int8": None, "int4": None}
+        assert text(client.get(f"/models/{laddered.entry.slug}/")).count(">as fp16<") == 1
+        rows = list(csv.DictReader(io.StringIO(text(client.get("/quantization.csv")))))
+        mine = [r for r in rows if r["slug"] == laddered.entry.slug and r["profile"] == "et-cpu"]
+        assert {r["precision"]: r["latency_ran_as"] for r in mine} == {
+            "bf16": scheme,
+            "int8": "",
+            "int4": "",
+        }
+    finally:
+        LatencyResult.objects.filter(profile=et).delete()
+        et.delete()
+
+
 def test_the_leaderboard_ranks_the_reference_only_unless_a_precision_is_chosen(
     client, db, laddered
 ):
