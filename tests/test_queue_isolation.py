@@ -176,6 +176,20 @@ def test_scores_are_on_the_board_while_probing_and_latency_fills_in_when_it_answ
     assert (shown["decode_stable"], shown["under_load"], shown["decode_n"]) == (False, True, 160)
 
 
+def probe_waits(lock) -> bool:
+    """Whether a probe holds the host lock's "a probe is waiting" flag (evaluator.hostlock)."""
+    import fcntl
+
+    fd = os.open(lock.with_name(lock.name + ".probe"), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def test_an_executorch_export_goes_on_beside_an_evaluation_and_only_the_measurement_waits(
     db, settings, tmp_path
 ):
@@ -218,8 +232,12 @@ def test_an_executorch_export_goes_on_beside_an_evaluation_and_only_the_measurem
         while not exported.exists() and time.monotonic() < deadline and thread.is_alive():
             time.sleep(0.5)
         assert exported.exists(), f"the export waited for the evaluation {done}"
-        time.sleep(2)
-        assert thread.is_alive() and not done, done  # the measurement waits for the host
+        # Then the measurement queues for the host alone (it raises the "a probe waits"
+        # flag) and stays queued while the evaluation holds on.
+        while not probe_waits(lock) and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.2)
+        time.sleep(1)
+        assert probe_waits(lock) and thread.is_alive() and not done, done
     finally:
         release(evaluating)
         thread.join(240)
