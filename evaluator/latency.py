@@ -51,8 +51,8 @@ class ProbeSettings:
     repeats: int = 5
     timeout_s: float = 600
     # The untimed export and lowering to an ExecuTorch program has its own budget: lowering
-    # is single-threaded and slow (here: 278 s for the 125M shape in fp32, 53 + 647 s in
-    # int4, where XNNPACK gets one partition per quantized linear), and grows with depth.
+    # is single-threaded and slow (the 125M shape here: 5 to 9 min in fp32, 12 to 20 in int4,
+    # where XNNPACK gets one partition per quantized linear; bench/README.md).
     export_timeout_s: float = 3600
     # Decode rounds go on past `repeats` until the median's 95 % CI half-width is within
     # this fraction of it, or budget_s seconds of decoding have passed (then: unstable).

@@ -47,8 +47,8 @@ class QuantRefused(ValueError):
 # What XNNPACK runs of each recipe once lowered. int8 weight-only has no XNNPACK kernel
 # (it takes int8 weights only with int8 dynamic activations), so the lowered program would
 # carry the weights dequantized to float32: measured in eager only.
-# Measured on the 125M shape (bench/README.md): a bfloat16 program runs on ExecuTorch's
-# portable kernels, 26x slower than fp32, while float16 is delegated to XNNPACK.
+# Measured on a 3-layer model of the 125M width (bench/README.md): a bfloat16 program runs
+# on ExecuTorch's portable kernels, 26x slower than fp32, while float16 is delegated to XNNPACK.
 EXECUTORCH_NO_BF16 = "XNNPACK has no bfloat16 kernels"
 EXECUTORCH_REFUSES = {
     "int8": "XNNPACK has no int8 weight-only linear: the lowered program would run the "

@@ -167,7 +167,7 @@ def test_int4_runs_lowered_to_xnnpack_and_int8_is_refused_there(tmp_path):
 
 def test_bf16_runs_on_executorch_in_float16_and_says_so(tmp_path):
     """XNNPACK has no bfloat16 kernels (a bf16 program runs on portable kernels, 26x slower
-    than fp32 on the 125M shape), so the bf16 rung is lowered in float16, as on a CUDA device
+    than fp32 at the 125M width), so the bf16 rung is lowered in float16, as on a CUDA device
     without bfloat16, and its scheme says which; eager PyTorch keeps bfloat16."""
     pytest.importorskip("executorch", reason="the executorch runtime: make install-executorch")
     from evaluator import latency
