@@ -162,3 +162,15 @@ def served_gguf(served, tiny_model_dir):
         for name in ("tokenizer.json", "tokenizer_config.json"):
             tar.add(tiny_model_dir / name, arcname=f"tiny/{name}")
     return served
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Speed only: a 64-wide model runs many times faster on one thread than on several
+    (thread start-up dominates). A module opts in with usefixtures."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
